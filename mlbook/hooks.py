@@ -1,0 +1,354 @@
+"""Read, patch, ablate and steer the activations of a Hugging Face causal LM.
+
+Every activation has an *address* ``"blocks.{layer}.{site}"`` (as in TransformerLens),
+so the interpretability chapters speak one language across models.  The sites of
+decoder layer ``L``, for a batch of ``B`` sequences of ``T`` tokens:
+
+==============  ===========  =================================================
+site            shape        what it is
+==============  ===========  =================================================
+``resid_pre``   (B,T,d)      the residual stream entering layer L
+``attn_out``    (B,T,d)      what attention *adds* to the stream (Gemma-3: after
+                             its ``post_attention_layernorm``)
+``mlp_out``     (B,T,d)      what the MLP adds (Gemma-3: after
+                             ``post_feedforward_layernorm``)
+``resid_post``  (B,T,d)      the stream leaving layer L
+``mlp_gate``    (B,T,d_mlp)  ``gate_proj(x)``, before the activation function
+``mlp_up``      (B,T,d_mlp)  ``up_proj(x)``, the "in" activation
+``mlp_post``    (B,T,d_mlp)  ``act(gate) * up``, the input of ``down_proj``
+==============  ===========  =================================================
+
+so that ``resid_post[L] = resid_pre[L] + attn_out[L] + mlp_out[L]`` and
+``resid_pre[L+1] = resid_post[L]`` (when nothing is patched in between).
+
+Everything is built on one idea: a PyTorch hook on the module that produces the
+activation calls ``fn(act)`` and, if it returns a tensor, uses that instead.  The
+context managers below (``capture``, ``patch``, ``ablate``, ``scale``, ``add``) only
+differ in their ``fn``; they nest, their hooks run in the order the ``with``
+blocks were entered, and they are removed on exit, also when an exception escapes.
+
+Supported layouts: Llama-style (SmolLM2, Llama, Qwen2, Mistral: ``model.model.layers``)
+and Gemma-3 (text ``Gemma3ForCausalLM`` and the language model inside
+``Gemma3ForConditionalGeneration``), whose layers carry the extra "sandwich" norms.
+"""
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Mapping
+from contextlib import contextmanager
+
+SITES = ("resid_pre", "attn_out", "mlp_out", "resid_post", "mlp_gate", "mlp_up", "mlp_post")
+_ADDRESS = re.compile(r"blocks\.(\d+)\.(\w+)")
+_FORMAT = "an address is 'blocks.{layer}.{site}'"
+
+
+# -- addresses ----------------------------------------------------------------------
+
+def addr(layer: int, site: str) -> str:
+    """``addr(3, "mlp_post") == "blocks.3.mlp_post"``."""
+    layer = operator.index(layer)
+    if layer < 0 or site not in SITES:
+        raise ValueError(f"bad address ({layer}, {site!r}): layer must be >= 0 and site one of {SITES}")
+    return f"blocks.{layer}.{site}"
+
+
+def parse(address: str) -> tuple[int, str]:
+    """``"blocks.3.mlp_post" -> (3, "mlp_post")``; ValueError for anything else."""
+    m = _ADDRESS.fullmatch(address) if isinstance(address, str) else None
+    if m is None or m.group(2) not in SITES:
+        raise ValueError(f"bad address {address!r}: {_FORMAT}, layer an integer >= 0, site one of {SITES}")
+    return int(m.group(1)), m.group(2)
+
+
+def _as_list(addresses) -> list[str]:
+    return [addresses] if isinstance(addresses, str) else list(addresses)
+
+
+# -- where the modules are ----------------------------------------------------------
+
+def _base(model):
+    """The decoder stack: the module holding ``layers`` (a ModuleList) and the final ``norm``."""
+    import torch.nn as nn
+
+    for path in ("model", "model.language_model", "language_model", ""):
+        m = model
+        for part in filter(None, path.split(".")):
+            m = getattr(m, part, None)
+        if isinstance(getattr(m, "layers", None), nn.ModuleList):
+            return m
+    raise TypeError(f"mlbook.hooks cannot find the decoder layers of {type(model).__name__}: "
+                    "it knows Llama-style (model.model.layers) and Gemma-3 layouts")
+
+
+def layers(model) -> list:
+    """The decoder layer modules, in order."""
+    return list(_base(model).layers)
+
+
+def n_layers(model) -> int:
+    return len(_base(model).layers)
+
+
+def _sandwich(layer) -> bool:
+    """Gemma-2/3 layers normalise each sublayer's output before adding it to the stream."""
+    return hasattr(layer, "post_feedforward_layernorm")
+
+
+def module_for(model, address: str):
+    """``(module, how)``: the module whose hook sees the activation at ``address``.
+
+    ``how == "output"``: the activation is the module's output (``output[0]`` if it
+    returns a tuple, as attention does); ``how == "input"``: it is the module's first
+    input (a forward pre-hook), used for ``resid_pre`` and ``mlp_post`` (input of down_proj).
+    """
+    layer, site = parse(address)
+    n = n_layers(model)
+    if layer >= n:
+        raise ValueError(f"bad address {address!r}: this model has layers 0..{n - 1}; sites are {SITES}")
+    block = _base(model).layers[layer]
+    sandwich = _sandwich(block)
+    if site in ("mlp_gate", "mlp_up", "mlp_post"):
+        for name in ("gate_proj", "up_proj", "down_proj"):
+            if not hasattr(block.mlp, name):
+                raise TypeError(f"{address}: the MLP of {type(block).__name__} has no {name} (not a gated MLP)")
+    return {
+        "resid_pre": (block, "input"),
+        "resid_post": (block, "output"),
+        "attn_out": (block.post_attention_layernorm, "output") if sandwich else (block.self_attn, "output"),
+        "mlp_out": (block.post_feedforward_layernorm, "output") if sandwich else (block.mlp, "output"),
+        "mlp_gate": (getattr(block.mlp, "gate_proj", None), "output"),
+        "mlp_up": (getattr(block.mlp, "up_proj", None), "output"),
+        "mlp_post": (getattr(block.mlp, "down_proj", None), "input"),
+    }[site]
+
+
+# -- the one mechanism: fn(act) -> new act or None ------------------------------------
+
+def _register(model, address: str, fn):
+    """Hook ``fn`` on the module of ``address``; returns the handle."""
+    module, how = module_for(model, address)
+    if how == "output":
+        def hook(mod, args, out):
+            # decoder layers return a tensor in transformers 5, attention a tuple
+            act = out[0] if isinstance(out, tuple) else out
+            new = fn(act)
+            if new is None or new is act:
+                return None
+            return (new, *out[1:]) if isinstance(out, tuple) else new
+        return module.register_forward_hook(hook)
+
+    def pre_hook(mod, args, kwargs):
+        act = args[0] if args else kwargs["hidden_states"]
+        new = fn(act)
+        if new is None or new is act:
+            return None
+        if args:
+            return (new, *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": new}
+    return module.register_forward_pre_hook(pre_hook, with_kwargs=True)
+
+
+@contextmanager
+def hooks(model, fns: Mapping):
+    """Run ``fns[address](act)`` at each address during forward passes in the block.
+
+    ``fn`` returns a replacement tensor of the same shape, or None to leave ``act``.
+    The building block of everything below; use it directly for custom interventions.
+    """
+    handles = []
+    try:
+        for address, fn in fns.items():
+            handles.append(_register(model, address, fn))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def _mask(act, positions=None, neurons=None):
+    """Boolean mask broadcastable to ``act`` (B,T,D): True at ``positions`` (on T) x ``neurons`` (on D)."""
+    import torch
+
+    mask = torch.ones((), dtype=torch.bool, device=act.device)
+    if positions is not None:
+        pos = torch.zeros(act.shape[-2], dtype=torch.bool, device=act.device)
+        pos[_on(positions, act.device)] = True  # ints, lists, slices, tensors; -1 is the last token
+        mask = pos[:, None]
+    if neurons is not None:
+        neu = torch.zeros(act.shape[-1], dtype=torch.bool, device=act.device)
+        neu[_on(neurons, act.device)] = True
+        mask = mask & neu
+    return mask
+
+
+def _on(index, device):
+    import torch
+    return index.to(device) if isinstance(index, torch.Tensor) else index
+
+
+def _edit(act, new, positions=None, neurons=None):
+    """``new`` where the mask is set, ``act`` elsewhere (``new`` is broadcast to ``act``)."""
+    import torch
+
+    new = torch.as_tensor(new).to(act.device, act.dtype)
+    if positions is None and neurons is None:
+        return torch.broadcast_to(new, act.shape).contiguous()
+    return torch.where(_mask(act, positions, neurons), new, act)
+
+
+# -- reading --------------------------------------------------------------------------
+
+@contextmanager
+def capture(model, addresses, detach: bool = True):
+    """Yield a dict ``address -> activation``, filled by the forward passes inside the block.
+
+    Tensors are detached copies on the device where they were computed (the last pass
+    wins, e.g. the last step of ``generate``).  ``detach=False`` keeps them in the
+    autograd graph (for gradient x activation attributions).
+    """
+    addresses = _as_list(addresses)
+    cache: dict = {}
+
+    def saver(address):
+        def fn(act):
+            cache[address] = act.detach().clone() if detach else act
+        return fn
+
+    with hooks(model, {a: saver(a) for a in addresses}):
+        yield cache
+
+
+def _device(model):
+    device = getattr(model, "device", None)
+    return device if device is not None else next(model.parameters()).device
+
+
+def run_with_cache(model, inputs, addresses, **kwargs):
+    """One no-grad forward pass; returns ``(outputs, cache)``.
+
+    ``inputs``: a tokenizer's output (dict / BatchEncoding) or a (B,T) tensor of ids,
+    moved to the model's device.  ``kwargs`` go to ``model(...)``.
+    """
+    import torch
+
+    if not isinstance(inputs, Mapping):
+        inputs = {"input_ids": inputs}
+    device = _device(model)
+    inputs = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+    with torch.no_grad(), capture(model, addresses) as cache:
+        outputs = model(**inputs, **kwargs)
+    return outputs, cache
+
+
+# -- writing --------------------------------------------------------------------------
+
+@contextmanager
+def patch(model, values: Mapping, positions=None):
+    """Replace activations: ``{address: tensor}`` (broadcast to the activation, e.g. a
+    cached (B,T,d) run or a (d,) vector) or ``{address: fn}`` with ``fn(act) -> new act``.
+    ``positions`` (indices on T) restricts a tensor or fn's result to those tokens.
+    """
+    def make(v):
+        def fn(act):
+            new = v(act) if callable(v) else v
+            return None if new is None else _edit(act, new, positions)
+        return fn
+
+    with hooks(model, {a: make(v) for a, v in values.items()}):
+        yield
+
+
+@contextmanager
+def ablate(model, addresses, neurons=None, mode: str = "zero", means=None, positions=None):
+    """Set activations (or only ``neurons``, indices on the last dim) to zero or to a mean.
+
+    ``mode="mean"``: ``means`` is ``{address: tensor}`` (or one tensor for one address),
+    broadcast to the activation, typically the (d,) mean over a reference corpus;
+    without ``means``, the mean over batch and tokens of the current pass is used
+    (padding included: pass ``means`` when the batch is padded).
+    """
+    import torch
+
+    if mode not in ("zero", "mean"):
+        raise ValueError(f"ablate mode must be 'zero' or 'mean', not {mode!r}")
+    addresses = _as_list(addresses)
+    if means is not None and not isinstance(means, Mapping):
+        if len(addresses) != 1:
+            raise ValueError("pass means as {address: tensor} when ablating several addresses")
+        means = {addresses[0]: means}
+
+    def make(address):
+        def fn(act):
+            if mode == "zero":
+                new = torch.zeros((), dtype=act.dtype, device=act.device)
+            elif means is None:
+                new = act.mean(dim=tuple(range(act.dim() - 1)))  # (D,)
+            else:
+                new = means[address]
+            return _edit(act, new, positions, neurons)
+        return fn
+
+    with hooks(model, {a: make(a) for a in addresses}):
+        yield
+
+
+@contextmanager
+def scale(model, factors: Mapping, neurons=None, positions=None):
+    """Multiply activations (or only ``neurons``) by ``{address: factor}`` (a number or
+    a tensor broadcastable to the activation)."""
+    def make(f):
+        return lambda act: _edit(act, act * _like(f, act), positions, neurons)
+
+    with hooks(model, {a: make(f) for a, f in factors.items()}):
+        yield
+
+
+@contextmanager
+def add(model, vectors: Mapping, positions=None):
+    """Steering: add ``{address: vector}`` (a (d,) vector or anything broadcastable) to
+    the activation, at every token or only at ``positions`` (e.g. ``-1``)."""
+    def make(v):
+        return lambda act: _edit(act, act + _like(v, act), positions)
+
+    with hooks(model, {a: make(v) for a, v in vectors.items()}):
+        yield
+
+
+def _like(x, act):
+    import torch
+    return torch.as_tensor(x).to(act.device, act.dtype)
+
+
+# -- weights and the logit lens -------------------------------------------------------
+
+def logit_lens(model, resid):
+    """Read a residual vector (..., d) as the model reads its last one: final norm,
+    unembedding and, if configured (Gemma), the final logit softcapping -> (..., vocab).
+
+    ``logit_lens(model, resid_post[last layer])`` equals the model's logits.
+    """
+    import torch
+
+    norm, head = _base(model).norm, model.get_output_embeddings()
+    logits = head(norm(resid.to(head.weight.device, head.weight.dtype)))
+    cap = getattr(model.config.get_text_config(), "final_logit_softcapping", None)
+    return cap * torch.tanh(logits / cap) if cap else logits
+
+
+def mlp_weights(model, layer: int):
+    """``(w_gate (d_mlp,d), w_in (d_mlp,d), w_out (d,d_mlp))`` of layer ``layer``'s MLP:
+    ``mlp(x) = w_out @ (act(w_gate @ x) * (w_in @ x))``.  Views of the live weights."""
+    mlp = layers(model)[layer].mlp
+    return mlp.gate_proj.weight.detach(), mlp.up_proj.weight.detach(), mlp.down_proj.weight.detach()
+
+
+def act_fn(model):
+    """The MLP's activation function (SiLU for Llama, GELU-tanh for Gemma-3)."""
+    return layers(model)[0].mlp.act_fn
+
+
+def unembed(model):
+    """The (vocab, d) unembedding matrix (``lm_head.weight``; tied to the embedding in
+    SmolLM2 and Gemma-3, where the embedding is scaled by sqrt(d) only on the way in)."""
+    return model.get_output_embeddings().weight.detach()
