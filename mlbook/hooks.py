@@ -1,31 +1,28 @@
 """Read, patch, ablate and steer the activations of a Hugging Face causal LM.
 
 Every activation has an *address* ``"blocks.{layer}.{site}"`` (as in TransformerLens),
-so the interpretability chapters speak one language across models.  The sites of
-decoder layer ``L``, for a batch of ``B`` sequences of ``T`` tokens:
+so the interpretability chapters speak one language across models.  Sites of layer L,
+for B sequences of T tokens (d = d_model, d_mlp = the MLP width):
 
-==============  ===========  =================================================
-site            shape        what it is
-==============  ===========  =================================================
-``resid_pre``   (B,T,d)      the residual stream entering layer L
-``attn_out``    (B,T,d)      what attention *adds* to the stream (Gemma-3: after
-                             its ``post_attention_layernorm``)
-``mlp_out``     (B,T,d)      what the MLP adds (Gemma-3: after
-                             ``post_feedforward_layernorm``)
-``resid_post``  (B,T,d)      the stream leaving layer L
-``mlp_gate``    (B,T,d_mlp)  ``gate_proj(x)``, before the activation function
-``mlp_up``      (B,T,d_mlp)  ``up_proj(x)``, the "in" activation
-``mlp_post``    (B,T,d_mlp)  ``act(gate) * up``, the input of ``down_proj``
-==============  ===========  =================================================
+- ``resid_pre`` (B,T,d): the residual stream entering layer L; ``resid_post``: leaving it.
+- ``attn_out`` (B,T,d): what attention *adds* to the stream; ``mlp_out``: what the MLP
+  adds.  On Gemma-3 both are taken after the sublayer's output norm
+  (``post_attention_layernorm``, ``post_feedforward_layernorm``), because that is what
+  reaches the stream.
+- ``mlp_gate`` (B,T,d_mlp): ``gate_proj(x)``, before the activation; ``mlp_up``:
+  ``up_proj(x)``, the "in" activation; ``mlp_post``: ``act(gate) * up``, the input of
+  ``down_proj`` -- the "neurons" of a gated MLP.
 
-so that ``resid_post[L] = resid_pre[L] + attn_out[L] + mlp_out[L]`` and
-``resid_pre[L+1] = resid_post[L]`` (when nothing is patched in between).
+so ``resid_post[L] = resid_pre[L] + attn_out[L] + mlp_out[L]`` and
+``resid_pre[L+1] = resid_post[L]`` (unless something is patched in between).
 
-Everything is built on one idea: a PyTorch hook on the module that produces the
-activation calls ``fn(act)`` and, if it returns a tensor, uses that instead.  The
-context managers below (``capture``, ``patch``, ``ablate``, ``scale``, ``add``) only
-differ in their ``fn``; they nest, their hooks run in the order the ``with``
-blocks were entered, and they are removed on exit, also when an exception escapes.
+Everything rests on one mechanism, ``hooked``: a PyTorch hook on the module that
+produces the activation calls ``fn(act)`` and uses what it returns instead (None
+keeps ``act``).  ``capture``, ``patch``, ``ablate``, ``scale`` and ``add`` only differ
+in their ``fn``.  They nest; their hooks run in the order the ``with`` blocks were
+entered (an inner ``capture`` sees an outer ``patch``); they are removed on exit, also
+when an exception escapes.  ``output_hidden_states=True`` is recorded by transformers'
+own hooks, which may run before ours: read patched states with ``capture``.
 
 Supported layouts: Llama-style (SmolLM2, Llama, Qwen2, Mistral: ``model.model.layers``)
 and Gemma-3 (text ``Gemma3ForCausalLM`` and the language model inside
@@ -108,19 +105,18 @@ def module_for(model, address: str):
         raise ValueError(f"bad address {address!r}: this model has layers 0..{n - 1}; sites are {SITES}")
     block = _base(model).layers[layer]
     sandwich = _sandwich(block)
-    if site in ("mlp_gate", "mlp_up", "mlp_post"):
-        for name in ("gate_proj", "up_proj", "down_proj"):
-            if not hasattr(block.mlp, name):
-                raise TypeError(f"{address}: the MLP of {type(block).__name__} has no {name} (not a gated MLP)")
-    return {
+    module, how = {
         "resid_pre": (block, "input"),
         "resid_post": (block, "output"),
-        "attn_out": (block.post_attention_layernorm, "output") if sandwich else (block.self_attn, "output"),
-        "mlp_out": (block.post_feedforward_layernorm, "output") if sandwich else (block.mlp, "output"),
+        "attn_out": (block.post_attention_layernorm if sandwich else block.self_attn, "output"),
+        "mlp_out": (block.post_feedforward_layernorm if sandwich else block.mlp, "output"),
         "mlp_gate": (getattr(block.mlp, "gate_proj", None), "output"),
         "mlp_up": (getattr(block.mlp, "up_proj", None), "output"),
         "mlp_post": (getattr(block.mlp, "down_proj", None), "input"),
     }[site]
+    if module is None:
+        raise TypeError(f"{address}: the MLP of {type(block).__name__} is not gated (no gate/up/down_proj)")
+    return module, how
 
 
 # -- the one mechanism: fn(act) -> new act or None ------------------------------------
@@ -150,7 +146,7 @@ def _register(model, address: str, fn):
 
 
 @contextmanager
-def hooks(model, fns: Mapping):
+def hooked(model, fns: Mapping):
     """Run ``fns[address](act)`` at each address during forward passes in the block.
 
     ``fn`` returns a replacement tensor of the same shape, or None to leave ``act``.
@@ -170,28 +166,30 @@ def _mask(act, positions=None, neurons=None):
     """Boolean mask broadcastable to ``act`` (B,T,D): True at ``positions`` (on T) x ``neurons`` (on D)."""
     import torch
 
+    def flags(n, index):  # index: int, list, slice or tensor; -1 is the last token / neuron
+        f = torch.zeros(n, dtype=torch.bool, device=act.device)
+        f[index.to(act.device) if isinstance(index, torch.Tensor) else index] = True
+        return f
+
     mask = torch.ones((), dtype=torch.bool, device=act.device)
     if positions is not None:
-        pos = torch.zeros(act.shape[-2], dtype=torch.bool, device=act.device)
-        pos[_on(positions, act.device)] = True  # ints, lists, slices, tensors; -1 is the last token
-        mask = pos[:, None]
+        mask = flags(act.shape[-2], positions)[:, None]
     if neurons is not None:
-        neu = torch.zeros(act.shape[-1], dtype=torch.bool, device=act.device)
-        neu[_on(neurons, act.device)] = True
-        mask = mask & neu
+        mask = mask & flags(act.shape[-1], neurons)
     return mask
 
 
-def _on(index, device):
+def _like(x, act):
+    """A number or tensor as a tensor on ``act``'s device and dtype."""
     import torch
-    return index.to(device) if isinstance(index, torch.Tensor) else index
+    return torch.as_tensor(x).to(act.device, act.dtype)
 
 
 def _edit(act, new, positions=None, neurons=None):
     """``new`` where the mask is set, ``act`` elsewhere (``new`` is broadcast to ``act``)."""
     import torch
 
-    new = torch.as_tensor(new).to(act.device, act.dtype)
+    new = _like(new, act)
     if positions is None and neurons is None:
         return torch.broadcast_to(new, act.shape).contiguous()
     return torch.where(_mask(act, positions, neurons), new, act)
@@ -215,7 +213,7 @@ def capture(model, addresses, detach: bool = True):
             cache[address] = act.detach().clone() if detach else act
         return fn
 
-    with hooks(model, {a: saver(a) for a in addresses}):
+    with hooked(model, {a: saver(a) for a in addresses}):
         yield cache
 
 
@@ -255,7 +253,7 @@ def patch(model, values: Mapping, positions=None):
             return None if new is None else _edit(act, new, positions)
         return fn
 
-    with hooks(model, {a: make(v) for a, v in values.items()}):
+    with hooked(model, {a: make(v) for a, v in values.items()}):
         yield
 
 
@@ -289,7 +287,7 @@ def ablate(model, addresses, neurons=None, mode: str = "zero", means=None, posit
             return _edit(act, new, positions, neurons)
         return fn
 
-    with hooks(model, {a: make(a) for a in addresses}):
+    with hooked(model, {a: make(a) for a in addresses}):
         yield
 
 
@@ -300,7 +298,7 @@ def scale(model, factors: Mapping, neurons=None, positions=None):
     def make(f):
         return lambda act: _edit(act, act * _like(f, act), positions, neurons)
 
-    with hooks(model, {a: make(f) for a, f in factors.items()}):
+    with hooked(model, {a: make(f) for a, f in factors.items()}):
         yield
 
 
@@ -311,13 +309,8 @@ def add(model, vectors: Mapping, positions=None):
     def make(v):
         return lambda act: _edit(act, act + _like(v, act), positions)
 
-    with hooks(model, {a: make(v) for a, v in vectors.items()}):
+    with hooked(model, {a: make(v) for a, v in vectors.items()}):
         yield
-
-
-def _like(x, act):
-    import torch
-    return torch.as_tensor(x).to(act.device, act.dtype)
 
 
 # -- weights and the logit lens -------------------------------------------------------

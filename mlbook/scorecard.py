@@ -118,8 +118,10 @@ def markdown(profiles=("cpu", "gpu"), results: Path | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_page(path: str | Path, profiles=("cpu", "gpu"), results: Path | None = None) -> Path:
+def write_page(path: str | Path, profile: str | None = None, results: Path | None = None) -> Path:
+    """Write the page; a book built at ``smoke`` shows its own column, the cpu/gpu editions show both."""
     from .cache import atomic_write_text
 
+    profiles = ("cpu", "gpu") if profile in (None, "cpu", "gpu") else (profile,)
     atomic_write_text(path, markdown(profiles, results))
     return Path(path)

@@ -16,6 +16,8 @@ import pytest
 from mlbook.cli import notebook_parameters, run_chapter
 from mlbook.run import chapter_card, chapters_dir, list_chapters
 
+from . import regression
+
 CHAPTERS = list_chapters()
 
 
@@ -61,6 +63,8 @@ def test_chapter_smoke(stem, tmp_path):
     _check_metrics(stem, metrics)
     env = json.loads((tmp_path / "environment.json").read_text())
     assert env["profile"] == "smoke" and env["chapter"] == stem
+    changed = regression.diff(stem, tmp_path / f"{stem}.ipynb")
+    assert not changed, f"deterministic outputs of {stem} changed (update tests/regression if intended):\n{changed}"
 
 
 @pytest.mark.replication
