@@ -54,6 +54,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -84,6 +85,11 @@ def verify(folder: str | Path) -> bool:
         return False
 
 
+def _readable(folder: Path) -> None:
+    for p in [folder, *folder.rglob("*")]:
+        p.chmod(0o755 if p.is_dir() else 0o644)
+
+
 def cached_folder(name: str, builder: Callable[[Path], dict | None], *, verify_on_read: bool = True) -> Path:
     """Return ``cache_dir()/name``, building it with ``builder(tmp_folder)`` if missing or corrupt.
 
@@ -100,6 +106,7 @@ def cached_folder(name: str, builder: Callable[[Path], dict | None], *, verify_o
     try:
         meta = builder(tmp)
         write_manifest(tmp, meta)
+        _readable(tmp)  # mkdtemp/mkstemp create private (0700/0600) entries: let other users read the cache
         try:
             os.replace(tmp, final)
         except OSError:  # another process finished first

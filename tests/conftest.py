@@ -1,0 +1,37 @@
+"""Shared fixtures. ``smoke_run(stem)`` executes a chapter at the smoke profile once per test
+session (also across pytest-xdist workers, under a file lock) into a temporary folder, so that
+the chapter tests and the rendered-book test share one execution."""
+from __future__ import annotations
+
+import fcntl
+import json
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def smoke_runs_dir(tmp_path_factory, worker_id) -> Path:
+    base = tmp_path_factory.getbasetemp()
+    if worker_id != "master":  # every xdist worker has its own basetemp under one shared parent
+        base = base.parent
+    d = base / "smoke-runs"
+    d.mkdir(exist_ok=True)
+    return d
+
+
+@pytest.fixture(scope="session")
+def smoke_run(smoke_runs_dir):
+    from mlbook.cli import run_chapter
+
+    def get(stem: str) -> Path:
+        out = smoke_runs_dir / stem
+        with open(smoke_runs_dir / f"{stem}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            done = out / "DONE"
+            if not done.exists():
+                run_chapter(stem, "smoke", {}, out=out, progress=False)
+                done.write_text(json.dumps({"stem": stem}))
+        return out
+
+    return get

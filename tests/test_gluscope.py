@@ -1,0 +1,193 @@
+"""mlbook.gluscope against brute-force references on tiny random Llama and Gemma-3 models."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mlbook import gluscope, hooks
+
+K = 4  # top-k examples in the tests
+
+
+def _tiny(kind: str, seed: int = 0):
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    common = dict(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                  num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
+    if kind == "llama":
+        return LlamaForCausalLM(LlamaConfig(**common)).eval()
+    return Gemma3ForCausalLM(Gemma3TextConfig(**common, head_dim=16, sliding_window=8)).eval()
+
+
+def _windows(n: int = 7, seed: int = 0):
+    """Texts of different lengths (so batches are padded); odd texts open with a 'BOS' that is not counted."""
+    from datasets import Dataset
+
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for i in range(n):
+        length = int(torch.randint(5, 20, (1,), generator=g))
+        rows.append({"text": i, "input_ids": torch.randint(3, 97, (length,), generator=g).tolist(), "first": i % 2})
+    return Dataset.from_list(rows)
+
+
+def _reference(model, windows, k: int = K):
+    """Brute force: dump every activation text by text, then reduce with numpy per neuron and case."""
+    L = hooks.n_layers(model)
+    act = hooks.act_fn(model)
+    acts = {l: {a: [] for a in ("gate", "in", "post", "swish", "text", "pos")} for l in range(L)}
+    for w in windows:
+        x = torch.tensor([w["input_ids"]])
+        addrs = [hooks.addr(l, s) for l in range(L) for s in ("mlp_gate", "mlp_up", "mlp_post")]
+        _, cache = hooks.run_with_cache(model, x, addrs)
+        for l in range(L):
+            gate = cache[hooks.addr(l, "mlp_gate")][0, w["first"]:]
+            d = acts[l]
+            d["gate"].append(gate)
+            d["in"].append(cache[hooks.addr(l, "mlp_up")][0, w["first"]:])
+            d["post"].append(cache[hooks.addr(l, "mlp_post")][0, w["first"]:])
+            d["swish"].append(act(gate))
+            d["text"] += [w["text"]] * gate.shape[0]
+            d["pos"] += list(range(w["first"], w["first"] + gate.shape[0]))
+    out = {}
+    for l in range(L):
+        d = {a: torch.cat(v).numpy() if a not in ("text", "pos") else np.array(v) for a, v in acts[l].items()}
+        signs = {"pp": (d["gate"] > 0) & (d["in"] > 0), "pm": (d["gate"] > 0) & (d["in"] < 0),
+                 "mp": (d["gate"] < 0) & (d["in"] > 0), "mm": (d["gate"] < 0) & (d["in"] < 0)}
+        for c, m in signs.items():
+            for n in range(d["gate"].shape[1]):
+                sel = m[:, n]
+                r = out.setdefault((l, n, c), {"count": int(sel.sum()), "freq": sel.mean()})
+                for a in gluscope.ACTS:
+                    v = d[a][sel, n]
+                    r[a] = (v.mean(), v.max(), v.min()) if sel.any() else (np.nan,) * 3
+                best = {}  # per text: the largest |post| in this case and where
+                for t, p, v in zip(d["text"][sel], d["pos"][sel], d["post"][sel, n]):
+                    if t not in best or abs(v) > abs(best[t][1]):
+                        best[t] = (p, v)
+                top = sorted(best.items(), key=lambda kv: -abs(kv[1][1]))[:k]
+                r["top"] = [(t, p, v) for t, (p, v) in top]
+    return out
+
+
+def _check(stats, ref, model):
+    s = stats.summary()
+    for (l, n, c), r in ref.items():
+        ci = gluscope.SHORT.index(c)
+        assert int(s["count"][l, ci, n]) == r["count"]
+        assert float(s["freq"][l, ci, n]) == pytest.approx(r["freq"])
+        for a, act in enumerate(gluscope.ACTS):
+            got = [float(s[st][l, ci, a, n]) for st in ("mean", "max", "min")]
+            np.testing.assert_allclose(got, r[act], rtol=1e-4, atol=1e-5)
+        texts = s["top_texts"][l, ci, :, n].tolist()
+        top = [(t, p, v) for t, p, v in zip(texts, s["top_positions"][l, ci, :, n].tolist(),
+                                            s["top_values"][l, ci, :, n].tolist()) if t >= 0]
+        assert len(top) == len(r["top"])
+        for (t, p, v), (rt, rp, rv) in zip(top, r["top"]):
+            assert (t, p) == (rt, rp) and v == pytest.approx(rv, rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["llama", "gemma"])
+def test_streaming_statistics_match_brute_force(kind):
+    model, windows = _tiny(kind), _windows()
+    ref = _reference(model, windows)
+    _check(gluscope.collect(model, windows, batch_size=3, top_k=K, compile=False, progress=False), ref, model)
+
+
+def test_several_batches_equal_one_batch_and_the_cached_path():
+    model, windows = _tiny("llama", 1), _windows(9, 1)
+    one = gluscope.collect(model, windows, batch_size=9, top_k=K, compile=False, progress=False).summary()
+    for other in (gluscope.collect(model, windows, batch_size=2, top_k=K, compile=False, progress=False),
+                  gluscope.collect_cached(model, windows, batch_size=4, top_k=K)):
+        o = other.summary()
+        for key in ("count", "top_texts", "top_positions"):
+            assert torch.equal(one[key], o[key]), key
+        for key in ("freq", "mean", "max", "min", "top_values"):
+            torch.testing.assert_close(one[key], o[key], equal_nan=True, rtol=1e-5, atol=1e-6)
+
+
+def test_compiled_reducer_equals_eager():
+    g = torch.Generator().manual_seed(3)
+    gate, in_ = torch.randn(3, 11, 40, generator=g), torch.randn(3, 11, 40, generator=g)
+    swish = torch.nn.functional.silu(gate)
+    keep = torch.rand(3, 11, generator=g) > 0.2
+    eager = gluscope.layer_stats(gate, in_, swish, swish * in_, keep)
+    fast = gluscope.reducer(compile=True)(gate, in_, swish, swish * in_, keep)
+    for e, f in zip(eager, fast):
+        torch.testing.assert_close(e.float(), f.float())
+
+
+def test_case_index_on_a_hand_built_tensor():
+    gate = torch.tensor([1.0, 2.0, -1.0, -3.0, 0.0, 1.0])
+    in_ = torch.tensor([1.0, -2.0, 5.0, -1.0, 1.0, 0.0])
+    assert gluscope.case_index(gate, in_).tolist() == [0, 1, 2, 3, -1, -1]
+
+
+@pytest.mark.parametrize("kind", ["llama", "gemma"])
+def test_refactoring_keeps_outputs_and_aligns_gate_and_in(kind):
+    model = _tiny(kind, 2)
+    x = torch.randint(3, 97, (2, 12))
+    with torch.no_grad():
+        before = model(x).logits
+    windows = _windows(5, 2)
+    plain = gluscope.collect(model, windows, batch_size=5, top_k=K, compile=False, progress=False).summary()
+    flips = gluscope.refactor_glu(model)
+    with torch.no_grad():
+        after = model(x).logits
+    torch.testing.assert_close(before, after, rtol=0, atol=1e-5)
+    assert 0 < flips.float().mean() < 1
+    assert (gluscope.weight_cosines(model)["cos_gate_in"] >= 0).all()
+    # a flipped neuron's in changes sign: gate+in+ <-> gate+in-, gate-in+ <-> gate-in-
+    new = gluscope.collect(model, windows, batch_size=5, top_k=K, compile=False, progress=False).summary()
+    swapped = plain["count"][:, [1, 0, 3, 2]]
+    expect = torch.where(flips[:, None, :], swapped, plain["count"])
+    assert torch.equal(new["count"], expect)
+
+
+def test_dataset_has_one_row_per_neuron():
+    model, windows = _tiny("llama"), _windows(4)
+    stats = gluscope.collect(model, windows, batch_size=4, top_k=K, compile=False, progress=False)
+    ds = gluscope.to_dataset(stats, gluscope.weight_cosines(model))
+    assert len(ds) == 2 * 48
+    row = ds[48 + 5]
+    assert (row["layer"], row["neuron"]) == (1, 5)
+    assert len(row["pp_top_texts"]) == K
+    assert sum(row[f"{c}_freq"] for c in gluscope.SHORT) == pytest.approx(1.0)
+
+
+def test_correlation_ranks_and_binomial_tail():
+    assert gluscope.ranks([10, 20, 20, 5]).tolist() == [2.0, 3.5, 3.5, 1.0]
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=500)
+    neg = gluscope.correlation(x, -x + rng.normal(size=500), n_perm=199)
+    assert neg["r"] < -0.5 and neg["p_neg"] == pytest.approx(1 / 200)
+    null = gluscope.correlation(x, rng.normal(size=500), n_perm=199)
+    assert abs(null["r"]) < 0.15 and null["p_neg"] > 0.01
+    from math import comb
+    want = sum(comb(20, i) * 0.05 ** i * 0.95 ** (20 - i) for i in range(3, 21))
+    assert gluscope.binom_tail(3, 20, 0.05) == pytest.approx(want)
+
+
+def test_case_contrast_finds_a_planted_difference_and_not_a_null():
+    """Two cases that peak on disjoint token groups are detected; exchangeable ones are not."""
+    from datasets import Dataset
+
+    vocab, d, n = 40, 8, 30
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(2, d, generator=g)
+    emb = torch.cat([centres[0] + 0.3 * torch.randn(20, d, generator=g),
+                     centres[1] + 0.3 * torch.randn(20, d, generator=g)])
+    texts = Dataset.from_list([{"input_ids": [t]} for t in range(vocab)])
+    rng = np.random.default_rng(0)
+    planted = {"pp_top_texts": [rng.integers(0, 20, 8).tolist() for _ in range(n)],
+               "mm_top_texts": [rng.integers(20, 40, 8).tolist() for _ in range(n)]}
+    mixed = {"pp_top_texts": [rng.integers(0, 40, 8).tolist() for _ in range(n)],
+             "mm_top_texts": [rng.integers(0, 40, 8).tolist() for _ in range(n)]}
+    for case in (planted, mixed):
+        case.update({"pp_top_positions": [[0] * 8] * n, "mm_top_positions": [[0] * 8] * n})
+    hit = gluscope.case_contrast(planted, texts, emb, n_neurons=n, n_perm=99)
+    miss = gluscope.case_contrast(mixed, texts, emb, n_neurons=n, n_perm=99)
+    assert hit["share_significant"] > 0.9 and hit["binom_p"] < 1e-6 and hit["jaccard"] == 0
+    assert miss["share_significant"] < 0.25 and miss["binom_p"] > 1e-3
