@@ -22,6 +22,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from mlbook import run
+
 # The staged folder named by `html_static_path` in _config.yml; it holds only the vendored
 # JavaScript, and its content lands in _build/html/_static/ (so: _static/offline/...).
 STATIC_DIR = "_offline"
@@ -130,7 +132,6 @@ def build(profile: str = "cpu", executed_dir: str | Path | None = None,
 
 def stage(profile: str, executed_dir: Path, root: Path, dest: Path) -> Path:
     """Fill ``dest`` with the source tree of the book; touch only files whose bytes change."""
-    import yaml
 
     root, dest = Path(root), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -151,7 +152,7 @@ def stage(profile: str, executed_dir: Path, root: Path, dest: Path) -> Path:
     # Nothing is staged at _static/: Jupyter Book would then add every .js/.css file of the
     # static paths (MathJax's hundreds of components included) to every page.
 
-    toc_files = _toc_files(yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8")))
+    toc_files = run.toc_files(root)
     scorecard = "book/scorecard"
 
     # book/: front and back matter, copied as it is (the scorecard is generated below)
@@ -203,25 +204,6 @@ def stage(profile: str, executed_dir: Path, root: Path, dest: Path) -> Path:
     return dest
 
 
-def _toc_files(toc) -> list[str]:
-    """Every ``root``/``file`` entry of a Jupyter Book table of contents, in book order."""
-    out: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            for key in ("root", "file"):
-                if isinstance(node.get(key), str):
-                    out.append(node[key])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(toc)
-    return list(dict.fromkeys(out))
-
-
 def _scorecard_text(profile: str) -> str:
     """The scorecard page, generated from the recorded metrics by ``mlbook.scorecard``."""
     from mlbook import scorecard
@@ -232,18 +214,10 @@ def _scorecard_text(profile: str) -> str:
 
 def node_modules(root: Path | None = None) -> Path:
     """The ``node_modules`` folder that holds the book's JavaScript (``npm install``)."""
-    from mlbook.run import repo_root
-
-    candidates = [Path(p) for p in (os.environ.get("MLBOOK_NODE_MODULES"),) if p]
-    for base in (root, repo_root(), Path(__file__).resolve().parent.parent):
-        if base is not None:
-            candidates.append(Path(base) / "node_modules")
-    for nm in candidates:
-        if (nm / "mathjax" / "es5" / "tex-chtml.js").exists():
-            return nm
-    raise BookBuildError("the book's JavaScript (mathjax, requirejs, @jupyter-widgets/html-manager) "
-                         "is not installed; run `npm install` in the repository root "
-                         f"(looked in {', '.join(map(str, candidates))})")
+    try:
+        return run.node_modules("mathjax")
+    except FileNotFoundError as e:
+        raise BookBuildError(f"the book's JavaScript (mathjax, requirejs, @jupyter-widgets/html-manager) is missing: {e}") from None
 
 
 def _vendor_files(root: Path) -> list[tuple[Path, Path]]:

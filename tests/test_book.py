@@ -13,7 +13,6 @@ import http.server
 import os
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from contextlib import contextmanager

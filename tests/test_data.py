@@ -125,6 +125,6 @@ def test_corrupt_cache_entry_is_rebuilt(tmp_path, monkeypatch):
 def test_missing_node_modules_names_npm_install(tmp_path, monkeypatch):
     monkeypatch.setenv("MLBOOK_NODE_MODULES", str(tmp_path))
     monkeypatch.setenv("MLBOOK_ROOT", str(tmp_path))
-    monkeypatch.setattr(data.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(FileNotFoundError, match="npm install"):
         data.node_modules()
