@@ -7,7 +7,7 @@ PROFILE ?= cpu
 PY      := $(VENV)/bin/python
 APT_BOOK := fonts-noto-core tesseract-ocr fontconfig
 APT_TEST := chromium
-PYTEST_ARGS ?=
+PYTEST_ARGS ?= -n 2
 
 .PHONY: book test setup setup-test doctor scorecard clean
 

@@ -63,17 +63,36 @@ def validate_parameters(stem: str, params: dict) -> None:
 
 
 # ---------------------------------------------------------------- running
-def _inputs_digest(stem: str, profile: str, params: dict) -> str:
-    """What a chapter's result depends on: notebook, card, the mlbook sources, the parameters."""
+def _inputs_digest(stem: str, profile: str, params: dict, modules: list[str] | None) -> str:
+    """What a chapter's result depends on: notebook, card, parameters, and the mlbook modules
+    its last run imported (recorded by ``Run.finish``); all of mlbook when that is unknown."""
     h = hashlib.sha256()
+    pkg = Path(__file__).parent
     files = [chapters_dir() / f"{stem}.ipynb", chapters_dir() / f"{stem}.yml"]
-    files += sorted(Path(__file__).parent.rglob("*.py"))
+    if modules is None:
+        files += sorted(pkg.rglob("*.py"))
+    else:
+        for m in modules:
+            parts = m.split(".")[1:]
+            if not parts:
+                files.append(pkg / "__init__.py")
+                continue
+            rel = Path(*parts)
+            files += [f for f in (pkg / rel.with_suffix(".py"), pkg / rel / "__init__.py") if f.exists()]
     for f in files:
         if f.exists():
-            h.update(f.name.encode())
+            h.update(str(f.relative_to(f.parent.parent)).encode())
             h.update(f.read_bytes())
     h.update(json.dumps([profile, params], sort_keys=True, default=str).encode())
     return h.hexdigest()
+
+
+def _up_to_date(stamp: Path, stem: str, profile: str, params: dict) -> bool:
+    try:
+        saved = json.loads(stamp.read_text())
+        return saved["digest"] == _inputs_digest(stem, profile, params, saved["modules"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def run_chapter(chapter: str, profile: str = "cpu", params: dict | None = None, out: str | Path | None = None,
@@ -99,9 +118,8 @@ def run_chapter(chapter: str, profile: str = "cpu", params: dict | None = None, 
     params.setdefault("out_dir", str(metrics_dir))
     params["profile"] = profile
     stamp = nb_out.with_suffix(".stamp")
-    digest = _inputs_digest(stem, profile, params)
-    if not force and nb_out.exists() and stamp.exists() and stamp.read_text() == digest \
-            and (metrics_dir / "metrics.json").exists():
+    if not force and nb_out.exists() and (metrics_dir / "metrics.json").exists() \
+            and _up_to_date(stamp, stem, profile, params):
         print(f"{stem}: up to date ({profile}), not re-executed")
         return metrics_dir
     nb_out.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +136,9 @@ def run_chapter(chapter: str, profile: str = "cpu", params: dict | None = None, 
                          f"the executed notebook is at {tmp_nb}") from None
     _hide_injected_parameters(tmp_nb)
     tmp_nb.replace(nb_out)
-    stamp.write_text(digest)
+    env_file = metrics_dir / "environment.json"
+    modules = json.loads(env_file.read_text()).get("mlbook_modules") if env_file.exists() else None
+    stamp.write_text(json.dumps({"modules": modules, "digest": _inputs_digest(stem, profile, params, modules)}))
     print(f"{stem}: done in {time.time() - t0:.0f} s → {nb_out}; metrics in {metrics_dir}")
     return metrics_dir
 

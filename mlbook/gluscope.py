@@ -95,25 +95,26 @@ def corpus(tokenizer, n_tokens: int, seed: int = 0, seq_len: int = 128, shares=N
 
 
 # --------------------------------------------------------------------------- weights
-def refactor_glu(model):
+def refactor_glu(model, flips=None):
     """Flip ``w_in[n]`` and ``w_out[:, n]`` wherever <w_gate[n], w_in[n]> < 0, in place.
 
     post' = act(gate) * (-in) and w_out' = -w_out, so every output is unchanged, and
-    afterwards cos(w_gate, w_in) >= 0 for every neuron.  Returns the (layers, d_mlp) bool flips.
+    afterwards cos(w_gate, w_in) >= 0 for every neuron.  Returns the (layers, d_mlp) bool flips;
+    ``refactor_glu(model, flips)`` flips exactly those neurons (so it undoes a refactoring).
     """
     import torch
 
     from . import hooks
 
-    flips = []
+    out = []
     with torch.no_grad():
         for layer in range(hooks.n_layers(model)):
             w_gate, w_in, w_out = hooks.mlp_weights(model, layer)
-            flip = (w_gate * w_in).sum(1) < 0
+            flip = (w_gate * w_in).sum(1) < 0 if flips is None else flips[layer].to(w_in.device)
             w_in[flip] *= -1
             w_out[:, flip] *= -1
-            flips.append(flip.cpu())
-    return torch.stack(flips)
+            out.append(flip.cpu())
+    return torch.stack(out)
 
 
 def weight_cosines(model) -> dict:
@@ -192,22 +193,23 @@ def reducer(compile: bool = True):
 class NeuronStats:
     """Running per-(layer, case, neuron) statistics and top-k examples; memory O(L*N*k), not O(tokens)."""
 
-    def __init__(self, n_layers: int, d_mlp: int, top_k: int = 16):
+    def __init__(self, n_layers: int, d_mlp: int, top_k: int = 16, device="cpu"):
         import torch
 
-        L, N, K = n_layers, d_mlp, top_k
+        L, N, K, kw = n_layers, d_mlp, top_k, {"device": device}
         self.top_k, self.n_tokens = K, 0
-        self.count = torch.zeros(L, 4, N, dtype=torch.long)
-        self.sum = torch.zeros(L, 4, 4, N, dtype=torch.float64)
-        self.max = torch.full((L, 4, 4, N), -torch.inf)
-        self.min = torch.full((L, 4, 4, N), torch.inf)
-        self.top_val = torch.zeros(L, 4, K, N)                   # |post| of the example, 0 = empty slot
-        self.top_text = torch.full((L, 4, K, N), -1, dtype=torch.long)
-        self.top_pos = torch.zeros(L, 4, K, N, dtype=torch.long)
+        self.count = torch.zeros(L, 4, N, dtype=torch.long, **kw)
+        self.sum = torch.zeros(L, 4, 4, N, dtype=torch.float64, **kw)
+        self.max = torch.full((L, 4, 4, N), -torch.inf, **kw)
+        self.min = torch.full((L, 4, 4, N), torch.inf, **kw)
+        self.top_val = torch.zeros(L, 4, K, N, **kw)              # |post| of the example, 0 = empty slot
+        self.top_text = torch.full((L, 4, K, N), -1, dtype=torch.long, **kw)
+        self.top_pos = torch.zeros(L, 4, K, N, dtype=torch.long, **kw)
         self._cand = [None] * L
 
     def update(self, layer: int, stats) -> None:
-        count, sums, maxs, mins, cand, cand_pos = (t.cpu() for t in stats)
+        """Add one layer's :func:`layer_stats` of a batch; its top-k candidates wait for :meth:`merge`."""
+        count, sums, maxs, mins, cand, cand_pos = stats
         self.count[layer] += count
         self.sum[layer] += sums.double()
         self.max[layer] = self.max[layer].maximum(maxs)
@@ -220,7 +222,7 @@ class NeuronStats:
 
         cand = torch.stack([c for c, _ in self._cand])                     # (L,4,B,N)
         pos = torch.stack([p for _, p in self._cand])
-        texts = torch.as_tensor(text_ids, dtype=torch.long).view(1, 1, -1, 1).expand_as(pos)
+        texts = torch.as_tensor(text_ids, dtype=torch.long, device=pos.device).view(1, 1, -1, 1).expand_as(pos)
         val = torch.cat([self.top_val, cand], 2)                           # (L,4,K+B,N)
         # a top-k by a stable sort: equal values keep the earlier text, whatever the batch size
         order = val.sort(dim=2, descending=True, stable=True).indices[:, :, :self.top_k]
@@ -232,7 +234,15 @@ class NeuronStats:
         self.n_tokens += int(n_tokens)
 
     def summary(self) -> dict:
-        """freq (L,4,N); mean/max/min (L,4,4,N) (NaN for an empty case); top values signed."""
+        """freq (L,4,N); mean/max/min (L,4,4,N) (NaN for an empty case); top values signed; on the CPU."""
+        return (self if self.count.device.type == "cpu" else self.cpu())._summary()
+
+    def cpu(self) -> "NeuronStats":
+        new = object.__new__(NeuronStats)
+        new.__dict__.update({k: v.cpu() if hasattr(v, "cpu") else v for k, v in self.__dict__.items()})
+        return new
+
+    def _summary(self) -> dict:
         import torch
 
         n = self.count.double().clamp(min=1)
@@ -276,7 +286,8 @@ def collect(model, windows, batch_size: int = 8, top_k: int = 16, compile: bool 
     from . import hooks
 
     L, N = hooks.n_layers(model), hooks.mlp_weights(model, 0)[0].shape[0]
-    stats, reduce, device = NeuronStats(L, N, top_k), reducer(compile), next(model.parameters()).device
+    device = next(model.parameters()).device
+    stats, reduce = NeuronStats(L, N, top_k, device), reducer(compile)
     stash, handles, state = [dict() for _ in range(L)], [], {}
 
     def keep_output(layer, key):
@@ -313,16 +324,15 @@ def collect(model, windows, batch_size: int = 8, top_k: int = 16, compile: bool 
     return stats
 
 
-def collect_cached(model, windows, batch_size: int = 8, top_k: int = 16, compile: bool = False,
-                   progress: bool = False) -> NeuronStats:
+def collect_cached(model, windows, batch_size: int = 8, top_k: int = 16, compile: bool = False) -> NeuronStats:
     """The same statistics the TransformerLens way: cache gate, in and post of every layer, then reduce."""
     import torch
 
     from . import hooks
 
     L, N = hooks.n_layers(model), hooks.mlp_weights(model, 0)[0].shape[0]
-    stats, reduce, act = NeuronStats(L, N, top_k), reducer(compile), hooks.act_fn(model)
     device = next(model.parameters()).device
+    stats, reduce, act = NeuronStats(L, N, top_k, device), reducer(compile), hooks.act_fn(model)
     sites = ("mlp_gate", "mlp_up", "mlp_post")
     addresses = [hooks.addr(l, s) for l in range(L) for s in sites]
     for text_ids, x, mask, keep in _batches(windows, batch_size, _pad_id(model)):
@@ -346,6 +356,7 @@ def to_dataset(stats: NeuronStats, cosines: dict | None = None, flips=None):
     """One row per neuron, like the paper's release: layer, neuron, n_tokens, [flipped, cos_*],
     and per case c in pp/pm/mp/mm: c_freq, c_count, c_{act}_{mean,max,min}, c_top_{values,texts,positions}."""
     import numpy as np
+    import pyarrow as pa
     from datasets import Dataset
 
     s = stats.summary()
@@ -364,8 +375,22 @@ def to_dataset(stats: NeuronStats, cosines: dict | None = None, flips=None):
             for stat in ("mean", "max", "min"):
                 cols[f"{short}_{act}_{stat}"] = flat(s[stat][:, c, a])
         for key in ("top_values", "top_texts", "top_positions"):
-            cols[f"{short}_{key}"] = flat(s[key][:, c].transpose(1, 2))   # (L,N,K)
-    return Dataset.from_dict({k: list(v) if v.ndim > 1 else v for k, v in cols.items()})
+            cols[f"{short}_{key}"] = flat(s[key][:, c].transpose(1, 2).contiguous())   # (L*N, K)
+    arrow = {k: pa.FixedSizeListArray.from_arrays(pa.array(v.ravel()), v.shape[1]) if v.ndim > 1 else pa.array(v)
+             for k, v in cols.items()}
+    return Dataset(pa.table(arrow))
+
+
+def column(table, name: str):
+    """A column of a statistics table as a numpy array, (rows,) or (rows, k); fast for a Dataset."""
+    import numpy as np
+
+    if hasattr(table, "data") and getattr(table, "_indices", None) is None:
+        col = table.data.column(name).combine_chunks()
+        if hasattr(col.type, "list_size"):
+            return col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
+        return col.to_numpy(zero_copy_only=False)
+    return np.asarray(table[name])
 
 
 def neuron_stats(model_name: str, model, tokenizer, n_tokens: int, seed: int = 0, seq_len: int = 128,
@@ -431,6 +456,20 @@ def correlation(x, y, method: str = "spearman", n_perm: int = 999, seed: int = 0
             "n": len(x)}
 
 
+def summarise(stats, n_perm: int = 199, seed: int = 0) -> dict:
+    """Claims 1 and 3 for one statistics table: gate<0 shares, mean case frequencies, and the
+    Spearman / Pearson correlation of cos(w_in, w_out) with freq(gate+) over all neurons."""
+    import numpy as np
+
+    freq = {c: column(stats, f"{c}_freq").astype(float) for c in SHORT}
+    gate_neg, gate_pos = freq["mp"] + freq["mm"], freq["pp"] + freq["pm"]
+    cos = column(stats, "cos_in_out").astype(float)
+    sp, pe = correlation(cos, gate_pos, "spearman", n_perm, seed), correlation(cos, gate_pos, "pearson", 0)
+    return {"gate_neg_share_median": float(np.median(gate_neg)), "gate_neg_majority_frac": float((gate_neg > 0.5).mean()),
+            **{f"freq_{c}": float(f.mean()) for c, f in freq.items()},
+            "spearman": sp["r"], "spearman_p": sp["p_neg"], "pearson": pe["r"]}
+
+
 def binom_tail(k: int, n: int, p: float) -> float:
     """P(X >= k) for X ~ Binomial(n, p)."""
     from math import exp, lgamma, log
@@ -456,8 +495,8 @@ def case_contrast(stats, texts, embeddings, cases=("pp", "mm"), n_neurons: int =
 
     a, b = cases
     ids = texts["input_ids"]
-    ta, tb = np.array(stats[f"{a}_top_texts"]), np.array(stats[f"{b}_top_texts"])
-    pa, pb = np.array(stats[f"{a}_top_positions"]), np.array(stats[f"{b}_top_positions"])
+    ta, tb = column(stats, f"{a}_top_texts"), column(stats, f"{b}_top_texts")
+    pa, pb = column(stats, f"{a}_top_positions"), column(stats, f"{b}_top_positions")
     ok = np.flatnonzero(((ta >= 0).sum(1) >= min_examples) & ((tb >= 0).sum(1) >= min_examples))
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(ok, size=min(n_neurons, len(ok)), replace=False)) if len(ok) else ok
@@ -469,11 +508,9 @@ def case_contrast(stats, texts, embeddings, cases=("pp", "mm"), n_neurons: int =
         m = len(toks)
         e = emb[torch.tensor(toks)]
         C = (e @ e.T).double()
-        labels = torch.zeros(n_perm + 1, m, dtype=torch.float64)
-        labels[0, :n1] = 1
         g = torch.Generator().manual_seed(int(seed * 100003 + r))
-        for i in range(1, n_perm + 1):
-            labels[i, torch.randperm(m, generator=g)[:n1]] = 1
+        order = torch.cat([torch.arange(m)[None], torch.rand(n_perm, m, generator=g).argsort(1)])
+        labels = (order < n1).double()       # row 0: the real cases; then shuffled labels, same group sizes
         other, diag = 1 - labels, C.diagonal()
         s1 = ((labels @ C) * labels).sum(1) - labels @ diag
         s2 = ((other @ C) * other).sum(1) - other @ diag

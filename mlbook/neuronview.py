@@ -28,7 +28,7 @@ def token_pieces(tokenizer, ids) -> list[str]:
         if text.endswith("\ufffd"):       # an unfinished UTF-8 character: wait for its next byte
             pieces.append("")
             continue
-        pieces.append(text[len(done):])
+        pieces.append(text[len(done):].replace("\ufffd", ""))   # bytes of a character cut by the window
         done = text
     return pieces
 
@@ -81,7 +81,8 @@ def examples(model, tokenizer, texts, row: dict, n: int = 5, before: int = 20, a
     for c, t, p in wanted:
         w = texts[t]
         lo, hi = max(w["first"], p - before), min(ends[t], len(w["input_ids"]))
-        pieces = token_pieces(tokenizer, w["input_ids"][w["first"]: hi])[lo - w["first"]:]
+        start = max(w["first"], lo - 4)        # a few tokens of left context finish a character cut at lo
+        pieces = token_pieces(tokenizer, w["input_ids"][start: hi])[lo - start:]
         out[c].append({"text": t, "pos": p, "pieces": pieces, "values": post[order.index(t), lo:hi].tolist(),
                        "peak": p - lo, "register": w.get("register", ""), "lang": w.get("lang", "")})
     return out
@@ -153,14 +154,10 @@ def neuron_page(model, tokenizer, stats, texts, layer: int, neuron: int, n: int 
 
 def static_viewer(pages: list[tuple[str, str]], title: str = "GLUScope neuron viewer") -> str:
     """An index and the pages, as one self-contained HTML block (``pages``: (name, html) pairs)."""
-    index = " · ".join(f"<a href='#{html.escape(_anchor(h))}'>{html.escape(n)}</a>" for n, h in pages)
-    body = "".join(f"<details><summary><b>{html.escape(n)}</b></summary>{h}</details>" for n, h in pages)
+    index = " · ".join(f"<a href='#gluscope-page-{i}'>{html.escape(n)}</a>" for i, (n, _) in enumerate(pages))
+    body = "".join(f"<details id='gluscope-page-{i}'><summary><b>{html.escape(n)}</b></summary>{h}</details>"
+                   for i, (n, h) in enumerate(pages))
     return f"<div><h3 style='margin:4px 0'>{html.escape(title)}</h3><p>{index}</p>{body}</div>"
-
-
-def _anchor(page_html: str) -> str:
-    start = page_html.find("id='") + 4
-    return page_html[start: page_html.find("'", start)]
 
 
 def viewer(loaded: dict, n: int = 5):

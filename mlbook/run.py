@@ -264,7 +264,9 @@ class Run:
         env = environment()
         env.update(chapter=self.chapter, profile=self.profile, seed=self.seed, seeds=self.seeds,
                    device=self.device, seconds=round(time.time() - self.started, 2),
-                   sizes=vars(self.sizes))
+                   sizes=vars(self.sizes),
+                   # which parts of mlbook this chapter used: `mlbook run --all` re-executes it when they change
+                   mlbook_modules=sorted(m for m in sys.modules if m == "mlbook" or m.startswith("mlbook.")))
         from .cache import atomic_write_text
 
         atomic_write_text(self.out_dir / "environment.json", json.dumps(_jsonable(env), indent=1))

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 from pathlib import Path
+
+# Under pytest-xdist every worker (and every kernel it starts) shares the 2 cores with the others:
+# two OpenMP threads per process then spend most of their time waiting for each other at barriers
+# (a 15×640 @ 640×2048 matmul: 16 ms with 2 threads vs 0.7 ms with 1 on a loaded 2-core machine).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import pytest
 

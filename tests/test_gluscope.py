@@ -191,3 +191,45 @@ def test_case_contrast_finds_a_planted_difference_and_not_a_null():
     miss = gluscope.case_contrast(mixed, texts, emb, n_neurons=n, n_perm=99)
     assert hit["share_significant"] > 0.9 and hit["binom_p"] < 1e-6 and hit["jaccard"] == 0
     assert miss["share_significant"] < 0.25 and miss["binom_p"] > 1e-3
+
+
+class _ByteTokenizer:
+    """Token i is byte i: enough to test how the viewer splits text into pieces."""
+
+    def decode(self, ids, skip_special_tokens=False):
+        return bytes(int(i) % 256 for i in ids).decode("utf-8", errors="replace")
+
+
+def test_token_pieces_give_each_character_once():
+    from mlbook import neuronview
+
+    text = "día ☃ x"
+    ids = list(text.encode("utf-8"))
+    pieces = neuronview.token_pieces(_ByteTokenizer(), ids)
+    assert len(pieces) == len(ids) and "".join(pieces) == text
+    assert neuronview.token_pieces(_ByteTokenizer(), ids[2:])[0] == ""    # a character cut by the window
+
+
+def test_layer_post_stops_early_and_matches_the_cache():
+    from mlbook import neuronview
+
+    model = _tiny("gemma", 4)
+    seqs = [[5, 6, 7, 8, 9], [10, 11, 12]]
+    post = neuronview.layer_post(model, seqs, 0)
+    for b, seq in enumerate(seqs):
+        _, cache = hooks.run_with_cache(model, torch.tensor([seq]), [hooks.addr(0, "mlp_post")])
+        torch.testing.assert_close(post[b, :len(seq)], cache[hooks.addr(0, "mlp_post")][0])
+
+
+def test_neuron_page_is_self_contained_html():
+    from mlbook import neuronview
+
+    model, windows = _tiny("llama", 5), _windows(6, 5)
+    stats = gluscope.collect(model, windows, batch_size=3, top_k=K, compile=False, progress=False)
+    ds = gluscope.to_dataset(stats, gluscope.weight_cosines(model))
+    page = neuronview.neuron_page(model, _ByteTokenizer(), ds, windows, 1, 7, n=2, label="tiny")
+    html = neuronview.static_viewer([("tiny L1.N7", page)])
+    assert "<script" not in html and "http" not in html and "<link" not in html
+    for case in gluscope.CASES:
+        assert case in html
+    assert html.count("font-family:monospace") <= 4 * 2

@@ -172,3 +172,19 @@ def test_scorecard_is_built_from_metrics(tmp_path, monkeypatch):
     assert rows[0]["holds (gpu)"] == "—"
     page = scorecard.markdown(results=res)
     assert "0.123" in page and "# Scorecard" in page
+
+
+def test_stamp_tracks_only_the_modules_a_chapter_used(tmp_path):
+    stem = run.list_chapters()[0]
+    used = ["mlbook", "mlbook.run", "mlbook.lens"]
+    d = cli._inputs_digest(stem, "smoke", {"seed": 0}, used)
+    assert d == cli._inputs_digest(stem, "smoke", {"seed": 0}, used)
+    assert d != cli._inputs_digest(stem, "smoke", {"seed": 1}, used)          # parameters count
+    assert d != cli._inputs_digest(stem, "cpu", {"seed": 0}, used)            # so does the profile
+    assert d != cli._inputs_digest(stem, "smoke", {"seed": 0}, used + ["mlbook.hooks"])
+    stamp = tmp_path / "x.stamp"
+    stamp.write_text(json.dumps({"modules": used, "digest": d}))
+    assert cli._up_to_date(stamp, stem, "smoke", {"seed": 0})
+    assert not cli._up_to_date(stamp, stem, "smoke", {"seed": 2})
+    stamp.write_text("garbage")
+    assert not cli._up_to_date(stamp, stem, "smoke", {"seed": 0})
