@@ -273,13 +273,14 @@ class Run:
         return env
 
     def claims_table(self):
-        """The chapter's claims with the recorded numbers, as a pandas DataFrame."""
+        """The chapter's claims with the recorded numbers (a pandas Styler: full text, no index)."""
         from .scorecard import claims_rows
 
         import pandas as pd
 
         metrics = json.loads((self.out_dir / "metrics.json").read_text())
-        return pd.DataFrame(claims_rows(self.chapter, metrics))
+        rows = claims_rows(self.chapter, metrics, env={"seeds": self.seeds})
+        return pd.DataFrame(rows).style.hide(axis="index")
 
 
 def start(chapter: str, profile: str = "cpu", seed: int = 0, seeds: list[int] | None = None,

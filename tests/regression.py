@@ -17,10 +17,13 @@ REF_DIR = Path(__file__).parent / "regression"
 def regression_cells(nb) -> "nbformat.NotebookNode":
     """A notebook holding only the cells tagged ``regression``, with volatile fields dropped."""
     out = nbformat.v4.new_notebook()
-    for c in nb.cells:
+    for i, c in enumerate(nb.cells):
         if c.cell_type == "code" and "regression" in c.metadata.get("tags", []):
             keep = nbformat.v4.new_code_cell(c.source)
-            keep.outputs = [o for o in c.outputs if o.get("output_type") in ("execute_result", "display_data", "stream")]
+            keep.id = f"regression-{i}"
+            keep.outputs = [o for o in c.outputs if o.get("output_type") in ("execute_result", "display_data", "stream")
+                            and "application/vnd.jupyter.widget-view+json" not in o.get("data", {})  # progress bars
+                            and o.get("name") != "stderr"]
             for o in keep.outputs:
                 o.pop("execution_count", None)
                 o.get("data", {}).pop("text/html", None)  # pandas' HTML carries random ids; text/plain is compared
