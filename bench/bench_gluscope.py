@@ -1,6 +1,6 @@
 """Throughput of GLUScope's statistics pass, side by side on the same model and batches.
 
-    .venv/bin/python bench/bench_gluscope.py                 # SmolLM2, 6 rounds of one batch of 8 x 128 tokens
+    .venv/bin/python bench/bench_gluscope.py                 # SmolLM2, 3 rounds of 4 batches of 8 x 128 tokens
     .venv/bin/python bench/bench_gluscope.py --model gemma3-270m --eager --rounds 3 --json out.json
 
 Methods (each processes the same windows; rounds interleave them so that a busy machine
@@ -28,10 +28,10 @@ import time
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default="HuggingFaceTB/SmolLM2-135M-Instruct")
-    p.add_argument("--batches", type=int, default=1)
+    p.add_argument("--batches", type=int, default=4)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seq-len", type=int, default=128)
-    p.add_argument("--rounds", type=int, default=6)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--eager", action="store_true", help="also time the eager (uncompiled) reducer")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="write the results here too")

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import warnings
 
+from .stats import binom_tail, correlation
+
 CASES = ("gate+in+", "gate+in-", "gate-in+", "gate-in-")
 SHORT = ("pp", "pm", "mp", "mm")
 ACTS = ("post", "in", "gate", "swish")
 POST_SIGN = (1, -1, -1, 1)  # sign of post = act(gate) * in in each case (act(g) has the sign of g)
-VERSION = 1                 # bump when the statistics change: it is part of the cache key
+VERSION = 2                 # bump when the statistics change: it is part of the cache key
 
 UDHR_LANGUAGES = ("eng", "deu_1996", "fra", "spa", "tur", "vie", "rus", "arb", "hin", "cmn_hans", "jpn", "kor")
 STDLIB_MODULES = ("textwrap", "heapq", "bisect", "fractions", "statistics", "shlex", "difflib", "calendar",
@@ -35,21 +37,21 @@ SHARES = {"udhr": 0.5, "pydoc": 0.25, "code": 0.25}
 
 # --------------------------------------------------------------------------- text
 def documents(languages=UDHR_LANGUAGES) -> list[dict]:
-    """Real offline text in three registers: the UDHR (one document per language and article;
-    ``languages=None``: all 500+), Python's documentation topics (``pydoc_data``) and Python
-    source code of the stdlib."""
+    """Real offline text in three registers, as long documents: the UDHR, one document per
+    language (``languages=None``: all 500+); Python's documentation topics (``pydoc_data``),
+    one document; and Python source code, one document per stdlib module."""
     import importlib.util
 
     from pydoc_data.topics import topics
 
     from . import data
 
-    docs: dict[tuple, list[str]] = {}
-    udhr = data.udhr(list(languages) if languages else None)
-    for lang, art, text in zip(udhr["lang"], udhr["article"], udhr["text"]):
-        docs.setdefault(("udhr", lang, f"article {art}"), []).append(text)
-    out = [{"register": r, "lang": l, "name": n, "text": "\n".join(t)} for (r, l, n), t in docs.items()]
-    out += [{"register": "pydoc", "lang": "eng", "name": k, "text": topics[k]} for k in sorted(topics)]
+    udhr, docs = data.udhr(list(languages) if languages else None), {}
+    for lang, text in zip(udhr["lang"], udhr["text"]):
+        docs.setdefault(lang, []).append(text)
+    out = [{"register": "udhr", "lang": lang, "name": f"UDHR {lang}", "text": "\n".join(t)} for lang, t in docs.items()]
+    out.append({"register": "pydoc", "lang": "eng", "name": "pydoc topics",
+                "text": "\n\n".join(topics[k] for k in sorted(topics))})
     for mod in STDLIB_MODULES:
         path = importlib.util.find_spec(mod).origin
         out.append({"register": "code", "lang": "python", "name": mod, "text": open(path, encoding="utf-8").read()})
@@ -202,9 +204,10 @@ class NeuronStats:
         self.sum = torch.zeros(L, 4, 4, N, dtype=torch.float64, **kw)
         self.max = torch.full((L, 4, 4, N), -torch.inf, **kw)
         self.min = torch.full((L, 4, 4, N), torch.inf, **kw)
-        self.top_val = torch.zeros(L, 4, K, N, **kw)              # |post| of the example, 0 = empty slot
-        self.top_text = torch.full((L, 4, K, N), -1, dtype=torch.long, **kw)
-        self.top_pos = torch.zeros(L, 4, K, N, dtype=torch.long, **kw)
+        # the top-k, best first along the last dim (L,4,N,K): |post| (0 = empty slot), text, position
+        self.top_val = torch.zeros(L, 4, N, K, **kw)
+        self.top_text = torch.full((L, 4, N, K), -1, dtype=torch.long, **kw)
+        self.top_pos = torch.zeros(L, 4, N, K, dtype=torch.long, **kw)
         self._cand = [None] * L
 
     def update(self, layer: int, stats) -> None:
@@ -217,24 +220,35 @@ class NeuronStats:
         self._cand[layer] = (cand, cand_pos)
 
     def merge(self, text_ids, n_tokens: int) -> None:
-        """Fold the batch's per-text candidates into the top-k, for all layers x cases x neurons at once."""
+        """Fold the batch's per-text candidates into the top-k, for all layers x cases x neurons at once.
+
+        Only the (layer, case, neuron) columns where a candidate beats the current k-th value
+        are touched; for those, the new top-k is the first k of a stable sort of (kept k) ++
+        (candidates), so equal values keep the earlier text whatever the batch size.
+        """
         import torch
 
-        cand = torch.stack([c for c, _ in self._cand])                     # (L,4,B,N)
-        pos = torch.stack([p for _, p in self._cand])
-        texts = torch.as_tensor(text_ids, dtype=torch.long, device=pos.device).view(1, 1, -1, 1).expand_as(pos)
-        val = torch.cat([self.top_val, cand], 2)                           # (L,4,K+B,N)
-        # a top-k by a stable sort: equal values keep the earlier text, whatever the batch size
-        order = val.sort(dim=2, descending=True, stable=True).indices[:, :, :self.top_k]
-        self.top_val = val.gather(2, order)
-        self.top_text = torch.cat([self.top_text, texts], 2).gather(2, order)
-        self.top_pos = torch.cat([self.top_pos, pos], 2).gather(2, order)
-        self.top_text[self.top_val == 0] = -1
+        K = self.top_k
+        cand = torch.stack([c for c, _ in self._cand]).transpose(2, 3)    # (L,4,N,B)
+        pos = torch.stack([p for _, p in self._cand]).transpose(2, 3)
         self._cand = [None] * len(self._cand)
         self.n_tokens += int(n_tokens)
+        cols = (cand > self.top_val[..., -1:]).any(-1).flatten().nonzero().squeeze(1)   # active columns
+        if len(cols) == 0:
+            return
+        B = cand.shape[-1]
+        texts = torch.as_tensor(text_ids, dtype=torch.long, device=cand.device).expand(len(cols), B)
+        flat = lambda t, k: t.reshape(-1, k)[cols]  # noqa: E731
+        val = torch.cat([flat(self.top_val, K), flat(cand, B)], 1)                     # (M, K+B)
+        order = val.sort(dim=1, descending=True, stable=True).indices[:, :K]
+        new_val = val.gather(1, order)
+        new_text = torch.cat([flat(self.top_text, K), texts], 1).gather(1, order).masked_fill(new_val == 0, -1)
+        new_pos = torch.cat([flat(self.top_pos, K), flat(pos, B)], 1).gather(1, order)
+        for buf, new in ((self.top_val, new_val), (self.top_text, new_text), (self.top_pos, new_pos)):
+            buf.view(-1, K)[cols] = new
 
     def summary(self) -> dict:
-        """freq (L,4,N); mean/max/min (L,4,4,N) (NaN for an empty case); top values signed; on the CPU."""
+        """freq (L,4,N); mean/max/min (L,4,4,N) (NaN for an empty case); top_* (L,4,K,N), values signed; on the CPU."""
         return (self if self.count.device.type == "cpu" else self.cpu())._summary()
 
     def cpu(self) -> "NeuronStats":
@@ -247,12 +261,13 @@ class NeuronStats:
 
         n = self.count.double().clamp(min=1)
         empty = (self.count == 0)[:, :, None, :]
-        sign = torch.tensor(POST_SIGN, dtype=torch.float32).view(1, 4, 1, 1)
+        sign = torch.tensor(POST_SIGN, dtype=torch.float32).view(1, 4, 1, 1)             # (L,4,N,K) below
         return {"count": self.count, "freq": self.count.double() / max(self.n_tokens, 1),
                 "mean": (self.sum / n[:, :, None, :]).float().masked_fill(empty, torch.nan),
                 "max": self.max.masked_fill(empty, torch.nan), "min": self.min.masked_fill(empty, torch.nan),
-                "top_values": torch.where(self.top_text >= 0, self.top_val * sign, torch.nan),
-                "top_texts": self.top_text, "top_positions": self.top_pos.masked_fill(self.top_text < 0, -1)}
+                "top_values": torch.where(self.top_text >= 0, self.top_val * sign, torch.nan).transpose(2, 3),
+                "top_texts": self.top_text.transpose(2, 3),
+                "top_positions": self.top_pos.masked_fill(self.top_text < 0, -1).transpose(2, 3)}
 
 
 def _batches(windows, batch_size: int, pad_id: int):
@@ -433,51 +448,23 @@ def neuron_stats(model_name: str, model, tokenizer, n_tokens: int, seed: int = 0
 
 
 # --------------------------------------------------------------------------- the claims' statistics
-def ranks(x):
-    """Average ranks (1..n, ties share their mean rank), as scipy.stats.rankdata."""
-    import numpy as np
-
-    _, inv, counts = np.unique(np.asarray(x), return_inverse=True, return_counts=True)
-    return (np.cumsum(counts) - (counts - 1) / 2)[inv.ravel()]
-
-
-def correlation(x, y, method: str = "spearman", n_perm: int = 999, seed: int = 0) -> dict:
-    """Pearson or Spearman r with a one-sided permutation p-value for r < 0 (and for r > 0)."""
-    import numpy as np
-
-    x, y = np.asarray(x, float), np.asarray(y, float)
-    if method == "spearman":
-        x, y = ranks(x), ranks(y)
-    x, y = (x - x.mean()) / x.std(), (y - y.mean()) / y.std()
-    r = float((x * y).mean())
-    rng = np.random.default_rng(seed)
-    null = np.array([(x * y[rng.permutation(len(y))]).mean() for _ in range(n_perm)])
-    return {"r": r, "p_neg": (1 + (null <= r).sum()) / (n_perm + 1), "p_pos": (1 + (null >= r).sum()) / (n_perm + 1),
-            "n": len(x)}
-
-
 def summarise(stats, n_perm: int = 199, seed: int = 0) -> dict:
-    """Claims 1 and 3 for one statistics table: gate<0 shares, mean case frequencies, and the
-    Spearman / Pearson correlation of cos(w_in, w_out) with freq(gate+) over all neurons."""
+    """Claims 1 and 3 for one statistics table: gate<0 shares (of tokens, and of each neuron's
+    sum of |post|), mean case frequencies, and the Spearman / Pearson correlation of
+    cos(w_in, w_out) with freq(gate+) over all neurons."""
     import numpy as np
 
     freq = {c: column(stats, f"{c}_freq").astype(float) for c in SHORT}
     gate_neg, gate_pos = freq["mp"] + freq["mm"], freq["pp"] + freq["pm"]
+    # sum of |post| per case = freq * |mean post| (post has one sign per case)
+    mass = {c: freq[c] * np.nan_to_num(np.abs(column(stats, f"{c}_post_mean").astype(float))) for c in SHORT}
+    neg_mass = (mass["mp"] + mass["mm"]) / np.maximum(sum(mass.values()), 1e-30)
     cos = column(stats, "cos_in_out").astype(float)
     sp, pe = correlation(cos, gate_pos, "spearman", n_perm, seed), correlation(cos, gate_pos, "pearson", 0)
     return {"gate_neg_share_median": float(np.median(gate_neg)), "gate_neg_majority_frac": float((gate_neg > 0.5).mean()),
+            "gate_neg_mass_median": float(np.median(neg_mass)),
             **{f"freq_{c}": float(f.mean()) for c, f in freq.items()},
             "spearman": sp["r"], "spearman_p": sp["p_neg"], "pearson": pe["r"]}
-
-
-def binom_tail(k: int, n: int, p: float) -> float:
-    """P(X >= k) for X ~ Binomial(n, p)."""
-    from math import exp, lgamma, log
-
-    if k <= 0:
-        return 1.0
-    return min(1.0, sum(exp(lgamma(n + 1) - lgamma(i + 1) - lgamma(n - i + 1) + i * log(p) + (n - i) * log(1 - p))
-                        for i in range(k, n + 1)))
 
 
 def case_contrast(stats, texts, embeddings, cases=("pp", "mm"), n_neurons: int = 200, min_examples: int = 8,
@@ -489,12 +476,14 @@ def case_contrast(stats, texts, embeddings, cases=("pp", "mm"), n_neurons: int =
     (vocab, d)) and compare D = mean cosine within a case - mean cosine across the two cases
     with its permutation null (the case labels shuffled among the pooled examples).
     Also the Jaccard overlap of the two peak-token sets, observed and under the same null.
+    (gate+in+ and gate-in- inputs lie on opposite sides of w_gate and w_in, so some difference
+    is expected from the geometry alone; the test rules out "the same tokens, weaker".)
     """
     import numpy as np
     import torch
 
     a, b = cases
-    ids = texts["input_ids"]
+    ids, min_examples = texts["input_ids"], max(min_examples, 2)   # a within-case mean needs two examples
     ta, tb = column(stats, f"{a}_top_texts"), column(stats, f"{b}_top_texts")
     pa, pb = column(stats, f"{a}_top_positions"), column(stats, f"{b}_top_positions")
     ok = np.flatnonzero(((ta >= 0).sum(1) >= min_examples) & ((tb >= 0).sum(1) >= min_examples))
@@ -520,7 +509,7 @@ def case_contrast(stats, texts, embeddings, cases=("pp", "mm"), n_neurons: int =
         tok = torch.tensor(toks)
         jac = [_jaccard(tok[lab.bool()], tok[~lab.bool()]) for lab in labels[: min(n_perm, 50) + 1]]
         rows.append({"row": int(r), "D": float(d[0]), "p": float((1 + (d[1:] >= d[0]).sum()) / (n_perm + 1)),
-                     "jaccard": jac[0], "jaccard_null": float(np.mean(jac[1:]))})
+                     "jaccard": jac[0], "jaccard_null": float(np.mean(jac[1:])) if n_perm else float("nan")})
     n_sig = sum(x["p"] < 0.05 for x in rows)
     return {"neurons": rows, "n_tested": len(rows), "n_candidates": len(ok),
             "share_significant": n_sig / max(len(rows), 1), "binom_p": binom_tail(n_sig, len(rows), 0.05),

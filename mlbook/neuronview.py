@@ -4,7 +4,7 @@ A page shows (as in the paper's tool) a four-column table -- frequency and mean/
 post, in, gate and swish for each sign case -- the top and bottom vocabulary projections of
 the neuron's output weight, and per case a collapsible list of its top examples, each text
 cut a few tokens after its peak with every token coloured by the neuron's ``post``
-(red > 0, blue < 0).  The statistics come from :func:`mlbook.gluscope.neuron_stats`; the
+(red > 0, blue < 0; full colour = the case's largest shown peak).  The statistics come from :func:`mlbook.gluscope.neuron_stats`; the
 per-token colours are recomputed for the shown examples only, running the model up to the
 neuron's layer and no further.
 
@@ -22,7 +22,7 @@ RED, BLUE = (214, 39, 40), (31, 119, 180)
 
 def token_pieces(tokenizer, ids) -> list[str]:
     """The text each token adds; a character split over several byte tokens goes to its last token."""
-    pieces, done, pending = [], "", []
+    pieces, done = [], ""
     for i in range(len(ids)):
         text = tokenizer.decode(ids[: i + 1], skip_special_tokens=False)
         if text.endswith("\ufffd"):       # an unfinished UTF-8 character: wait for its next byte
@@ -140,12 +140,12 @@ def neuron_page(model, tokenizer, stats, texts, layer: int, neuron: int, n: int 
     n_mlp = stats[-1]["neuron"] + 1
     row = stats[layer * n_mlp + neuron]
     exs = examples(model, tokenizer, texts, row, n)
-    vmax = max([abs(v) for c in SHORT for e in exs[c] for v in e["values"]] or [1.0])
     parts = [f"<h4 id='{html.escape(label)}-L{layer}-N{neuron}' style='margin:8px 0 4px'>"
              f"{html.escape(label)} L{layer}.N{neuron}"
              f"{' (refactored: in flipped)' if row.get('flipped') else ''}</h4>",
              case_table_html(row), weight_view_html(model, tokenizer, layer, neuron)]
-    for c, name in zip(SHORT, CASES):
+    for c, name in zip(SHORT, CASES):      # one colour scale per case: gate- cases are quieter
+        vmax = max([abs(e["values"][e["peak"]]) for e in exs[c]] or [1.0])
         items = "".join(example_html(e, vmax) for e in exs[c]) or "<i>no example</i>"
         parts.append(f"<details{' open' if open_cases else ''}><summary>{name}: {row[f'{c}_freq']:.1%} of tokens, "
                      f"top {len(exs[c])} examples</summary>{items}</details>")

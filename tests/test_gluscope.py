@@ -157,19 +157,6 @@ def test_dataset_has_one_row_per_neuron():
     assert sum(row[f"{c}_freq"] for c in gluscope.SHORT) == pytest.approx(1.0)
 
 
-def test_correlation_ranks_and_binomial_tail():
-    assert gluscope.ranks([10, 20, 20, 5]).tolist() == [2.0, 3.5, 3.5, 1.0]
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=500)
-    neg = gluscope.correlation(x, -x + rng.normal(size=500), n_perm=199)
-    assert neg["r"] < -0.5 and neg["p_neg"] == pytest.approx(1 / 200)
-    null = gluscope.correlation(x, rng.normal(size=500), n_perm=199)
-    assert abs(null["r"]) < 0.15 and null["p_neg"] > 0.01
-    from math import comb
-    want = sum(comb(20, i) * 0.05 ** i * 0.95 ** (20 - i) for i in range(3, 21))
-    assert gluscope.binom_tail(3, 20, 0.05) == pytest.approx(want)
-
-
 def test_case_contrast_finds_a_planted_difference_and_not_a_null():
     """Two cases that peak on disjoint token groups are detected; exchangeable ones are not."""
     from datasets import Dataset
