@@ -63,6 +63,27 @@ def validate_parameters(stem: str, params: dict) -> None:
 
 
 # ---------------------------------------------------------------- running
+def _ipc_kernel_manager():
+    """A kernel manager whose kernel talks over unix sockets instead of TCP ports.
+
+    Several chapters executing at once (pytest-xdist, two users) otherwise pick their five
+    ports each from the free ones at the same moment and can collide, and a client whose
+    messages go to another kernel waits for ever.  Sockets live in a private temp folder.
+    """
+    import tempfile
+
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self.transport = "ipc"
+            self.ip = str(Path(tempfile.mkdtemp(prefix="mlbook-kernel-")) / "k")
+
+    return IPCKernelManager
+
+
+
 def _inputs_digest(stem: str, profile: str, params: dict, modules: list[str] | None) -> str:
     """What a chapter's result depends on: notebook, card, parameters, and the mlbook modules
     its last run imported (recorded by ``Run.finish``); all of mlbook when that is unknown."""
@@ -130,7 +151,7 @@ def run_chapter(chapter: str, profile: str = "cpu", params: dict | None = None, 
     try:
         pm.execute_notebook(str(chapters_dir() / f"{stem}.ipynb"), str(tmp_nb), parameters=params,
                             cwd=str(chapters_dir()), kernel_name="python3", progress_bar=progress,
-                            request_save_on_cell_execute=False)
+                            request_save_on_cell_execute=False, kernel_manager_class=_ipc_kernel_manager())
     except pm.PapermillExecutionError as e:
         raise SystemExit(f"{stem} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
                          f"the executed notebook is at {tmp_nb}") from None

@@ -174,9 +174,12 @@ def _all_refs(dom: str) -> list[tuple[str, str]]:
 def execute(nb: Path, out: Path, cwd: Path) -> Path:
     import papermill as pm
 
+    from mlbook.cli import _ipc_kernel_manager
+
     out.parent.mkdir(parents=True, exist_ok=True)
     pm.execute_notebook(str(nb), str(out), kernel_name="python3", progress_bar=False,
-                        cwd=str(cwd), request_save_on_cell_execute=False)
+                        cwd=str(cwd), request_save_on_cell_execute=False,
+                        kernel_manager_class=_ipc_kernel_manager())
     return out
 
 
