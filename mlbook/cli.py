@@ -202,7 +202,10 @@ def doctor() -> int:
         from . import models
 
         for s in models.status():
-            print("  " + "  ".join(f"{k}={v}" for k, v in s.items()))
+            state = (f"converted ({s['size_mb']} MB)" if s["converted"] else "not converted yet (done on first load)") \
+                if s["installed"] else f"MISSING → {s['fix']}"
+            missing += not s["installed"]
+            print(f"  {s['hub_id']:40s} {s['kind']:10s} {state}")
     except Exception as e:  # the doctor reports, it does not crash
         print(f"  (models status unavailable: {e})")
     nm = repo_root() / "node_modules"
