@@ -38,9 +38,11 @@ def _check_metrics(stem: str, metrics: dict) -> None:
         if (lo is not None and v < lo) or (hi is not None and v > hi):
             problems.append(f"{name}: {v} outside its sane range [{lo}, {hi}]")
     for c in card["claims"]:
-        for key in ("ours", "holds"):
-            if c.get(key) and c[key] not in metrics:
-                problems.append(f"claim {c['id']}: its {key} metric {c[key]!r} was not recorded")
+        for key in ("ours", "spread", "holds"):
+            names = c.get(key) or []
+            for name in names if isinstance(names, list) else [names]:
+                if name not in metrics:
+                    problems.append(f"claim {c['id']}: its {key} metric {name!r} was not recorded")
     assert not problems, f"{stem}:\n  " + "\n  ".join(problems)
 
 

@@ -166,7 +166,8 @@ def test_scorecard_is_built_from_metrics(tmp_path, monkeypatch):
         pytest.skip("no chapter declares claims yet")
     claim = run.chapter_card(stem)["claims"][0]
     res = tmp_path / "results"
-    run.record(res / "cpu" / stem, **{claim["ours"]: 0.123456, claim["holds"]: False})
+    ours = claim["ours"] if isinstance(claim["ours"], list) else [claim["ours"]]
+    run.record(res / "cpu" / stem, **{ours[0]: 0.123456, claim["holds"]: False})
     rows = [r for r in scorecard.table(results=res) if r["chapter"] == stem and r["id"] == claim["id"]]
     assert rows[0]["ours (cpu)"].startswith("0.123") and rows[0]["holds (cpu)"] == "no"
     assert rows[0]["holds (gpu)"] == "—"
