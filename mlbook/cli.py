@@ -63,25 +63,35 @@ def validate_parameters(stem: str, params: dict) -> None:
 
 
 # ---------------------------------------------------------------- running
+_SOCKET_DIR = None
+
+
 def _ipc_kernel_manager():
     """A kernel manager whose kernel talks over unix sockets instead of TCP ports.
 
     Several chapters executing at once (pytest-xdist, two users) otherwise pick their five
     ports each from the free ones at the same moment and can collide, and a client whose
-    messages go to another kernel waits for ever.  Sockets live in a private temp folder.
+    messages go to another kernel waits for ever.  The sockets live in one private temporary
+    folder per process, removed when the process exits.
     """
+    global _SOCKET_DIR
+    import atexit
+    import shutil
     import tempfile
 
     from jupyter_client.manager import AsyncKernelManager
+
+    if _SOCKET_DIR is None:
+        _SOCKET_DIR = tempfile.mkdtemp(prefix="mlbook-kernels-")
+        atexit.register(shutil.rmtree, _SOCKET_DIR, True)
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kw):
             super().__init__(**kw)
             self.transport = "ipc"
-            self.ip = str(Path(tempfile.mkdtemp(prefix="mlbook-kernel-")) / "k")
+            self.ip = tempfile.mktemp(dir=_SOCKET_DIR, prefix="k")  # a path prefix, not a file
 
     return IPCKernelManager
-
 
 
 def _inputs_digest(stem: str, profile: str, params: dict, modules: list[str] | None) -> str:
