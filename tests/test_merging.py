@@ -1,0 +1,225 @@
+"""mlbook.merging against hand-worked cases, expectations and a direct numpy implementation of the
+DiM3/WIDEN rule (method card 08), and a streamed merge of two tiny Llama models."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from mlbook import merging as mg
+
+
+def test_task_vector_and_arithmetic():
+    base = torch.tensor([1.0, 2.0, 3.0])
+    a, b = torch.tensor([2.0, 2.0, 0.0]), torch.tensor([1.0, 5.0, 3.0])
+    ta, tb = mg.task_vector(a, base), mg.task_vector(b, base)
+    assert ta.tolist() == [1.0, 0.0, -3.0] and tb.tolist() == [0.0, 3.0, 0.0]
+    # θ_B + 0.5 τ_a + 2 τ_b = [1.5, 8, 1.5]
+    assert mg.task_arithmetic(base, [ta, tb], [0.5, 2.0]).tolist() == [1.5, 8.0, 1.5]
+    assert mg.task_arithmetic(base.half(), [ta, tb]).dtype == torch.float16
+
+
+def test_ties_hand_worked_1x4():
+    # τ1 = [ 3, -1,  2,   -0.5]  trim (top 2 of 4 by |.|) → [3,  0, 2,   0]
+    # τ2 = [-1,  4,  1.5,  0.2]                         → [0,  4, 1.5, 0]
+    # τ3 = [ 2, -3, -0.1,  0.3]                         → [2, -3, 0,   0]
+    # sum of trimmed = [5, 1, 3.5, 0] → elected sign γ = [+, +, +, 0]
+    # disjoint mean over agreeing non-zeros: [(3+2)/2, 4/1, (2+1.5)/2, 0] = [2.5, 4, 1.75, 0]
+    # θ* = θ_B + 2·mean with θ_B = [1, 1, 1, 1] → [6, 9, 4.5, 1]
+    deltas = [torch.tensor([[3.0, -1, 2, -0.5]]), torch.tensor([[-1.0, 4, 1.5, 0.2]]),
+              torch.tensor([[2.0, -3, -0.1, 0.3]])]
+    base = torch.ones(1, 4)
+    assert torch.allclose(mg.ties(torch.zeros(1, 4), deltas, density=0.5), torch.tensor([[2.5, 4, 1.75, 0]]))
+    assert torch.allclose(mg.ties(base, deltas, density=0.5, lam=2.0), torch.tensor([[6.0, 9, 4.5, 1]]))
+    # density 1: no trimming; entry 1: sum 0 → γ = 0 → nothing agrees → 0
+    d2 = [torch.tensor([1.0, 2.0]), torch.tensor([3.0, -2.0])]
+    assert mg.ties(torch.zeros(2), d2, density=1.0).tolist() == [2.0, 0.0]
+
+
+def test_dare_pattern_and_expectation():
+    delta = torch.linspace(-1, 1, 200).reshape(10, 20) + 0.01
+    p = 0.3
+    out = mg.dare(delta, p, torch.Generator().manual_seed(7))
+    keep = torch.rand(delta.shape, generator=torch.Generator().manual_seed(7)) >= p
+    assert torch.equal(out == 0, ~keep)  # zeros exactly where dropped
+    assert torch.allclose(out[keep], delta[keep] / (1 - p))  # survivors rescaled by 1/(1-p)
+    assert torch.equal(out, mg.dare(delta, p, torch.Generator().manual_seed(7)))  # reproducible
+    assert abs(keep.float().mean().item() - (1 - p)) < 0.1
+    # E[DARE(δ)] = δ: mean over 2000 seeds; per-entry sd of the mean = |δ|·sqrt(p/(1-p)/2000) ≤ 0.015
+    mean = torch.stack([mg.dare(delta, p, torch.Generator().manual_seed(s)) for s in range(2000)]).mean(0)
+    assert (mean - delta).abs().max() < 0.07
+    assert torch.equal(mg.dare(delta, 0.0), delta)
+    # dare_merge: one generator drawn for τ_1 then τ_2
+    base = torch.ones(10, 20)
+    g = torch.Generator().manual_seed(3)
+    want = base + 0.5 * mg.dare(delta, p, g) + 2.0 * mg.dare(-delta, p, g)
+    assert torch.allclose(mg.dare_merge(base, [delta, -delta], p, [0.5, 2.0], seed=3), want)
+
+
+def test_breadcrumbs_mask_counts():
+    rng = np.random.default_rng(0)
+    mags = rng.permutation(np.arange(1, 101)).astype(np.float32)  # |δ| = 1..100, shuffled
+    delta = torch.from_numpy(mags * rng.choice([-1, 1], 100)).reshape(4, 25)
+    m = mg.breadcrumbs(delta, density=0.7, small=0.09)
+    assert m.shape == delta.shape and m.sum().item() == 70
+    kept = np.sort(np.abs(delta[m].numpy()))
+    assert kept.tolist() == list(range(10, 80))  # 9 smallest (1..9) and 21 largest (80..100) dropped
+    base = torch.zeros(4, 25)
+    assert torch.equal(mg.breadcrumbs_merge(base, [delta], [2.0]), 2 * delta * m)
+
+
+# ---------------------------------------------------------------- DiM3
+def _softmax0(x):
+    e = np.exp(x - x.max(0))
+    return e / e.sum(0)
+
+
+def _rank01_np(x):  # per row: stable argsort of stable argsort / n
+    return np.argsort(np.argsort(x, axis=1, kind="stable"), axis=1, kind="stable") / x.shape[1]
+
+
+def _dim3_numpy(B, Ws, t, c):
+    """Direct column-by-column computation of the card's five steps (float64)."""
+    B = B.astype(np.float64)
+    K, n = len(Ws), B.shape[1]
+    dM, dD = np.zeros((K, n)), np.zeros((K, n))
+    for k, W in enumerate(Ws):
+        for j in range(n):
+            mb, mk = np.linalg.norm(B[:, j]), np.linalg.norm(W[:, j])
+            ub, uk = B[:, j] / (mb + 1e-8), W[:, j] / (mk + 1e-8)
+            dM[k, j] = abs(mk - mb)
+            dD[k, j] = 1 - ub @ uk / (np.linalg.norm(ub) * np.linalg.norm(uk))
+    w = 0
+    for d in (dM, dD):
+        r = _rank01_np(d)
+        s = _softmax0(r)
+        s = np.where(r > t * r.mean(1, keepdims=True), c, s)
+        w = w + 0.5 * s
+    merged = B.copy()
+    for k, W in enumerate(Ws):
+        merged += w[k][None, :] * (W - B)
+    return w, merged
+
+
+def _three(shape=(6, 40), seed=0, scale=0.3):
+    g = torch.Generator().manual_seed(seed)
+    B = torch.randn(shape, generator=g)
+    return B, [B + scale * torch.randn(shape, generator=g) for _ in range(2)]
+
+
+def test_dim3_matches_numpy_reference():
+    B, Ws = _three()
+    for t, c in [(1.0, 1.0), (0.5, 0.8), (1.3, 1.0)]:
+        w_np, m_np = _dim3_numpy(B.numpy(), [W.numpy() for W in Ws], t, c)
+        assert np.allclose(mg.dim3_weights(B, Ws, t, c).numpy(), w_np, atol=1e-6)
+        assert np.allclose(mg.dim3_merge_tensor(B, Ws, t, c).numpy(), m_np, atol=1e-5)
+
+
+def test_dim3_rank_ties_are_stable():
+    # equal changes get distinct ranks in index order: [2, 1, 1, 0] → ranks [3, 1, 2, 0] / 4
+    assert mg._rank01(torch.tensor([[2.0, 1.0, 1.0, 0.0]])).tolist() == [[0.75, 0.25, 0.5, 0.0]]
+
+
+def test_dim3_weight_bounds():
+    lo = 1 / (1 + math.e)  # softmax of two values in [0, 1): ≥ e^0 / (e^0 + e^1) ≈ 0.2689
+    for seed in range(5):
+        B, Ws = _three((8, 300), seed)
+        w = mg.dim3_weights(B, Ws)
+        assert w.min().item() >= lo - 1e-6 and w.max().item() <= 1 + 1e-6
+        assert w.min().item() < 0.4 and (w == 1).any()  # both ends are actually reached (soft selection)
+    assert lo == pytest.approx(0.2689, abs=1e-4)
+
+
+def test_dim3_c1_t0_vs_task_arithmetic():
+    B, Ws = _three((5, 50), 1)
+    ta = mg.task_arithmetic(B, [mg.task_vector(W, B) for W in Ws])
+    # t < 0: every r_kj ≥ 0 > t·mean, every score → c = 1 → exactly task arithmetic with λ = 1
+    assert torch.allclose(mg.dim3_merge_tensor(B, Ws, t=-1.0, c=1.0), ta, atol=1e-6)
+    # t = 0 (the card's note): true except in the columns ranked 0 (r = 0 is not > 0), one per model
+    # and criterion, whose score stays the softmax value
+    out = mg.dim3_merge_tensor(B, Ws, t=0.0, c=1.0)
+    w = mg.dim3_weights(B, Ws, t=0.0, c=1.0)
+    off = (w != 1).any(0)
+    assert 1 <= off.sum().item() <= 4
+    assert torch.allclose(out[:, ~off], ta[:, ~off], atol=1e-6)
+    assert not torch.allclose(out[:, off], ta[:, off], atol=1e-6)
+
+
+def test_dim3_transposed_embedding():
+    E, Es = _three((30, 8), 2)  # vocab × hidden
+    out = mg.dim3_merge_tensor(E, Es, transpose=True)
+    _, m_np = _dim3_numpy(E.numpy().T, [x.numpy().T for x in Es], 1.0, 1.0)
+    assert np.allclose(out.numpy(), m_np.T, atol=1e-5)  # one weight per token (row of E)
+    w = mg.dim3_weights(E.T, [x.T for x in Es])
+    assert w.shape == (2, 30)
+    assert torch.allclose(out[4], E[4] + w[0, 4] * (Es[0][4] - E[4]) + w[1, 4] * (Es[1][4] - E[4]), atol=1e-6)
+    assert not torch.allclose(out, mg.dim3_merge_tensor(E, Es))
+
+
+def test_dim3_vector_rule():
+    b = torch.tensor([1.0, 1.0, 1.0, 1.0])
+    xs = [torch.tensor([1.5, 1.0, 0.9, 3.0]), torch.tensor([1.0, 1.2, 0.0, 1.1])]
+    d = np.abs(np.stack([x.numpy() for x in xs]) - b.numpy())  # raw |θ_k − θ_B|, no ranking
+    for t in (1.0, 2.0):
+        s = np.where(d > t * d.mean(1, keepdims=True), 0.7, _softmax0(d))
+        assert np.allclose(mg.dim3_weights(b, xs, t, 0.7).numpy(), s, atol=1e-6)
+        want = b.numpy() + (s * (np.stack([x.numpy() for x in xs]) - b.numpy())).sum(0)
+        assert np.allclose(mg.dim3_merge_tensor(b, xs, t, 0.7).numpy(), want, atol=1e-6)
+
+
+def test_merge_state_dicts_dispatch():
+    B, Ws = _three((6, 10), 3)
+    base = {"model.embed_tokens.weight": B, "norm.weight": B[0], "conv": B.reshape(3, 2, 10),
+            "step": torch.tensor(3)}
+    sds = [{"model.embed_tokens.weight": W, "norm.weight": W[0], "conv": W.reshape(3, 2, 10),
+            "step": torch.tensor(5)} for W in Ws]
+    sds[0]["vision.proj"] = torch.ones(2)
+    out = mg.merge_state_dicts(base, sds, "dim3")
+    assert torch.allclose(out["model.embed_tokens.weight"], mg.dim3_merge_tensor(B, Ws, transpose=True))
+    assert torch.allclose(out["norm.weight"], mg.dim3_merge_tensor(B[0], [W[0] for W in Ws]))
+    assert torch.allclose(out["conv"], (Ws[0] + Ws[1] - B).reshape(3, 2, 10), atol=1e-6)
+    assert out["step"].item() == 3 and torch.equal(out["vision.proj"], torch.ones(2))
+    with pytest.raises(ValueError):
+        mg.merge_state_dicts(base, sds, "nope")
+
+
+@pytest.fixture(scope="module")
+def tiny_llamas(tmp_path_factory):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("llamas")
+    cfg = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    base = LlamaForCausalLM(cfg)
+    base.save_pretrained(root / "base", max_shard_size="40KB")  # sharded: exercises the index
+    dirs = []
+    for i in range(2):
+        m = LlamaForCausalLM(cfg)
+        m.load_state_dict(base.state_dict())
+        with torch.no_grad():
+            for p in m.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        m.save_pretrained(root / f"m{i}")
+        dirs.append(root / f"m{i}")
+    return root, cfg
+
+
+@pytest.mark.parametrize("method,kw", [("dim3", {}), ("ties", {"density": 0.3}), ("dare", {"p": 0.5, "seed": 1})])
+def test_merge_folders_tiny_llama(tiny_llamas, method, kw):
+    from transformers import LlamaForCausalLM
+
+    root, cfg = tiny_llamas
+    base_sd = LlamaForCausalLM.from_pretrained(root / "base").state_dict()
+    sds = [LlamaForCausalLM.from_pretrained(root / f"m{i}").state_dict() for i in range(2)]
+    out_dir = mg.merge_folders(root / "base", [root / "m0", root / "m1"], root / f"out-{method}", method, **kw)
+    assert (out_dir / "config.json").exists()
+    merged, info = LlamaForCausalLM.from_pretrained(out_dir, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    want = mg.merge_state_dicts(base_sd, sds, method, **kw)
+    got = merged.state_dict()
+    assert set(want) == set(got)
+    for k in want:
+        assert torch.equal(got[k], want[k]), k
+    assert not torch.equal(got["model.layers.0.mlp.up_proj.weight"], base_sd["model.layers.0.mlp.up_proj.weight"])
+    merged(torch.tensor([[1, 2, 3]]))  # runs
