@@ -196,7 +196,7 @@ def stage(profile: str, executed_dir: Path, root: Path, dest: Path) -> Path:
 
     # the vendored JavaScript
     vendor = Path(STATIC_DIR) / VENDOR_PREFIX
-    for src, rel in _vendor_files(root):
+    for src, rel in _vendor_files():
         put_file(src, vendor / rel)
     put_text(WIDGETS_CONFIG_JS, vendor / "widgets-config.js")
 
@@ -212,7 +212,7 @@ def _scorecard_text(profile: str) -> str:
         return scorecard.write_page(Path(tmp) / "scorecard.md", profile=profile).read_text(encoding="utf-8")
 
 
-def node_modules(root: Path | None = None) -> Path:
+def node_modules() -> Path:
     """The ``node_modules`` folder that holds the book's JavaScript (``npm install``)."""
     try:
         return run.node_modules("mathjax")
@@ -220,9 +220,9 @@ def node_modules(root: Path | None = None) -> Path:
         raise BookBuildError(f"the book's JavaScript (mathjax, requirejs, @jupyter-widgets/html-manager) is missing: {e}") from None
 
 
-def _vendor_files(root: Path) -> list[tuple[Path, Path]]:
+def _vendor_files() -> list[tuple[Path, Path]]:
     """(source, path under _static/offline/) of every vendored file."""
-    nm = node_modules(root)
+    nm = node_modules()
     files: list[tuple[Path, Path]] = []
     es5 = nm / "mathjax" / "es5"
     for part in _MATHJAX_KEEP:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import hashlib
 import json
 import sys
@@ -63,9 +64,7 @@ def validate_parameters(stem: str, params: dict) -> None:
 
 
 # ---------------------------------------------------------------- running
-_SOCKET_DIR = None
-
-
+@functools.cache
 def _ipc_kernel_manager():
     """A kernel manager whose kernel talks over unix sockets instead of TCP ports.
 
@@ -74,22 +73,20 @@ def _ipc_kernel_manager():
     messages go to another kernel waits for ever.  The sockets live in one private temporary
     folder per process, removed when the process exits.
     """
-    global _SOCKET_DIR
     import atexit
     import shutil
     import tempfile
 
     from jupyter_client.manager import AsyncKernelManager
 
-    if _SOCKET_DIR is None:
-        _SOCKET_DIR = tempfile.mkdtemp(prefix="mlbook-kernels-")
-        atexit.register(shutil.rmtree, _SOCKET_DIR, True)
+    socket_dir = tempfile.mkdtemp(prefix="mlbook-kernels-")
+    atexit.register(shutil.rmtree, socket_dir, True)
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kw):
             super().__init__(**kw)
             self.transport = "ipc"
-            self.ip = tempfile.mktemp(dir=_SOCKET_DIR, prefix="k")  # a path prefix, not a file
+            self.ip = tempfile.mktemp(dir=socket_dir, prefix="k")  # a path prefix, not a file
 
     return IPCKernelManager
 

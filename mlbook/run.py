@@ -140,7 +140,7 @@ def sizes(stem: str, profile: str, **overrides) -> SimpleNamespace:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (if imported) and ask torch for deterministic kernels."""
+    """Seed python, numpy and torch (if installed) and ask torch for deterministic kernels."""
     random.seed(seed)
     os.environ["PYTHONHASHSEED"] = str(seed)
     try:
@@ -149,7 +149,7 @@ def seed_everything(seed: int) -> None:
         np.random.seed(seed % (2**32))
     except ImportError:
         pass
-    if "torch" in sys.modules or _has("torch"):
+    if _has("torch"):
         import torch
 
         torch.manual_seed(seed)
