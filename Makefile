@@ -6,6 +6,9 @@ VENV    ?= .venv
 PROFILE ?= cpu
 PY      := $(VENV)/bin/python
 APT_BOOK := fonts-noto-core tesseract-ocr fontconfig
+# chapter 10 (GlotOCR): CJK fonts and Tesseract's script packs (≈ 170 MB download together)
+APT_BOOK += fonts-noto-cjk $(addprefix tesseract-ocr-script-,arab armn beng cans cher cyrl deva ethi geor grek gujr \
+            guru hang hans hant hebr jpan khmr knda laoo latn mlym mymr orya sinh syrc taml telu thaa thai tibt)
 APT_TEST := chromium
 PYTEST_ARGS ?= -n 2
 

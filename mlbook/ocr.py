@@ -1,7 +1,8 @@
-"""OCR benchmark helpers for the GlotOCR chapter: CER and its summaries, script detection and tiers,
-Noto font choice, ground-truth cleaning, PLAIN-profile line rendering (uharfbuzz + freetype-py) and a
-Tesseract reader. Heavy imports (uharfbuzz, freetype, fontTools, PIL, pytesseract) live inside the
-functions that need them."""
+"""What GlotOCR measures and what it renders from: the six-variant CER, Acc@t, the script of a text,
+script accuracy, tiers, hallucination classes; the per-script font choice (cmap coverage + a
+HarfBuzz/FreeType glyph check) and the ground-truth cleaning. Rendering lives in mlbook.render, the
+engines in mlbook.ocr_engines, the benchmark in mlbook.ocr_bench. Heavy imports (fontTools,
+uharfbuzz, freetype) live inside the functions that need them."""
 from __future__ import annotations
 
 import unicodedata
@@ -9,7 +10,9 @@ from functools import lru_cache
 from pathlib import Path
 
 
-NOTO_DIR = Path("/usr/share/fonts/truetype/noto")
+NOTO_DIR = Path("/usr/share/fonts/truetype/noto")          # Debian fonts-noto-core
+NOTO_CJK_DIR = Path("/usr/share/fonts/opentype/noto")      # Debian fonts-noto-cjk
+FONT_DIRS = (str(NOTO_DIR), str(NOTO_CJK_DIR))
 ACC_THRESHOLDS = (0.0, 0.02, 0.05, 0.10)
 CORRECT_CER = 0.10  # hallucination_class: a reading with CER <= 10 % (the loosest Acc@t) is "correct"
 
@@ -148,12 +151,25 @@ def hallucination_class(pred: str, gt_script: str | None, cer_value: float,
 
 
 # ------------------------------------------------------------------------------ fonts and ground truth
+#
+# A font is named by a string: the file's path, with "#N" appended for face N of a collection
+# (.ttc), e.g. ".../NotoSansCJK-Regular.ttc#2" (Noto Sans CJK SC).
+
+# Noto's CJK collection holds one face per region; the face decides regional glyph forms.
+_CJK_FACE = {"Hans": 2, "Hani": 2, "Hant": 3, "Jpan": 0, "Hira": 0, "Kana": 0, "Kore": 1, "Hang": 1}
+
+
+def font_file(font: str) -> tuple[str, int]:
+    """'path#N' → (path, N); a plain path is face 0."""
+    path, _, idx = str(font).partition("#")
+    return path, int(idx or 0)
 
 
 @lru_cache(maxsize=None)
-def _cmap(font_path: str) -> frozenset:
+def _cmap(font: str) -> frozenset:
     from fontTools.ttLib import TTFont
-    with TTFont(font_path, lazy=True, fontNumber=0) as f:
+    path, idx = font_file(font)
+    with TTFont(path, lazy=True, fontNumber=idx) as f:
         return frozenset(f.getBestCmap() or {})
 
 
@@ -161,23 +177,79 @@ def _countable(c: str) -> bool:
     return unicodedata.category(c) not in ("Cf", "Zs", "Cc")
 
 
-@lru_cache(maxsize=1024)
-def font_for_script(text: str, font_dir: str = str(NOTO_DIR), style: str = "Regular") -> str | None:
-    """Path of the font under font_dir (files '*-{style}.[ot]t[fc]') covering the most distinct
-    characters of the sample text (cmap only; Cf/Zs/Cc not counted). Ties: NotoSans* first, then
-    non-Serif, non-Mono, then the shortest name. None when no font covers any character (e.g. Han
-    with fonts-noto-core alone: install fonts-noto-cjk). Cached per (text, font_dir, style)."""
-    need = {ord(c) for c in text if _countable(c)}
-    paths = [p for ext in ("ttf", "otf", "ttc") for p in Path(font_dir).glob(f"*-{style}.{ext}")]
-    if not paths:
-        raise FileNotFoundError(f"no *-{style} fonts under {font_dir} (apt-get install fonts-noto-core)")
+@lru_cache(maxsize=16)
+def installed_fonts(font_dirs: tuple = FONT_DIRS, style: str = "Regular") -> tuple[str, ...]:
+    """Every face of the '*-{style}' fonts under font_dirs ('path#N' for the faces of a .ttc;
+    monospaced faces of a collection are skipped)."""
+    from fontTools.ttLib import TTCollection
+    out = []
+    for d in font_dirs:
+        for ext in ("ttf", "otf", "ttc"):
+            for p in sorted(Path(d).glob(f"*-{style}.{ext}")):
+                if ext != "ttc":
+                    out.append(str(p))
+                    continue
+                with TTCollection(str(p), lazy=True) as c:
+                    out += [f"{p}#{i}" for i, f in enumerate(c.fonts) if "Mono" not in f["name"].getDebugName(4)]
+    return tuple(out)
 
-    def key(p: Path):
-        n = p.name
-        return (-len(need & _cmap(str(p))), not n.startswith("NotoSans"), "Serif" in n, "Mono" in n,
-                len(n), n)
-    best = min(paths, key=key)
-    return str(best) if need & _cmap(str(best)) else None
+
+def coverage(text: str, font: str) -> float:
+    """Share of the distinct characters of text (Cf/Zs/Cc not counted) in the font's cmap."""
+    need = {ord(c) for c in text if _countable(c)}
+    return len(need & _cmap(font)) / len(need) if need else 1.0
+
+
+def glyph_check(text: str, font: str, size: int = 32) -> dict:
+    """The font check: shape the characters of text that the font's cmap covers with HarfBuzz and
+    rasterise every glyph with FreeType. Fails on a .notdef glyph (id 0) after shaping, or on a
+    cluster of visible characters (letters, marks, digits, punctuation, symbols) whose glyphs hold no
+    ink. Returns {'ok', 'n_notdef', 'n_blank', 'blank' (the characters of the blank clusters)}."""
+    from .render import glyph_bitmap, shape_text
+    cmap = _cmap(font)
+    covered = "".join(c for c in text if ord(c) in cmap and _countable(c))
+    sh = shape_text(covered, font) if covered else {"glyphs": [], "clusters": []}
+    ink = {}  # cluster start -> any ink among its glyphs
+    for gid, cl in zip(sh["glyphs"], sh["clusters"]):
+        arr = glyph_bitmap(font, size, gid)[0]
+        ink[cl] = ink.get(cl, False) or bool(arr.size and arr.max() > 0)
+    starts = sorted(ink)
+    blank = []
+    for i, cl in enumerate(starts):
+        chars = covered[cl:starts[i + 1] if i + 1 < len(starts) else len(covered)]
+        if not ink[cl] and any(unicodedata.category(c)[0] in "LMNPS" for c in chars):
+            blank.append(chars)
+    n_notdef = sum(g == 0 for g in sh["glyphs"])
+    return {"ok": n_notdef == 0 and not blank, "n_notdef": n_notdef, "n_blank": len(blank), "blank": blank}
+
+
+@lru_cache(maxsize=1024)
+def font_for_script(text: str, script: str | None = None, font_dirs: tuple = FONT_DIRS,
+                    style: str = "Regular", check: bool = True, max_tries: int = 5) -> str | None:
+    """The font for a script, as GlotOCR chooses it: among the installed '*-{style}' faces, the one
+    whose cmap covers the most distinct characters of the sample text (Cf/Zs/Cc not counted) and
+    that passes glyph_check (with check=True; up to max_tries candidates in coverage order).
+    Ties: NotoSans* first, then non-Serif, then the shortest name; in Noto's CJK collection the
+    face of the script (SC for Hans/Hani, TC for Hant, JP for Jpan, KR for Hang/Kore; script
+    defaults to the text's own). None when no font covers any character or none passes."""
+    need = {ord(c) for c in text if _countable(c)}
+    fonts = installed_fonts(tuple(font_dirs), style)
+    if not fonts:
+        raise FileNotFoundError(f"no *-{style} fonts under {font_dirs} (apt-get install fonts-noto-core fonts-noto-cjk)")
+    script = script or text_script(text)
+
+    def key(font: str):
+        path, idx = font_file(font)
+        n = Path(path).name
+        face_pref = 0 if not path.endswith(".ttc") else (idx != _CJK_FACE.get(script, 2))
+        return (-len(need & _cmap(font)), not n.startswith("NotoSans"), "Serif" in n, face_pref, len(n), n, idx)
+    ranked = sorted(fonts, key=key)
+    for font in ranked[:max_tries if check else 1]:
+        if not need & _cmap(font):
+            return None
+        if not check or glyph_check(text, font)["ok"]:
+            return font
+    return None
 
 
 def is_rtl(text: str) -> bool:
@@ -186,137 +258,41 @@ def is_rtl(text: str) -> bool:
     return sum(b in ("R", "AL") for b in bidi) > sum(b == "L" for b in bidi)
 
 
-def clean_ground_truth(text: str, font_path: str, rtl: bool | None = None) -> str:
-    """Delete characters the font has no glyph for (Cf and Zs are kept) and, for RTL text, the
-    minority-direction characters (bidi L, e.g. Latin letters, and EN, European digits); then
-    collapse whitespace runs to one space and strip the ends."""
-    cmap = _cmap(font_path)
+def _minority_in_rtl(c: str) -> bool:
+    b = unicodedata.bidirectional(c)
+    arabic = 0x0600 <= ord(c) <= 0x08FF  # Arabic, Syriac, Thaana, NKo, ... blocks: their digits are theirs
+    return b == "L" or (b == "EN" and not arabic)
+
+
+def clean_text(text: str, cmap, rtl: bool | None = None) -> str:
+    """clean_ground_truth for a set of covered code points (a font's cmap)."""
+    text = unicodedata.normalize("NFC", text)
     rtl = is_rtl(text) if rtl is None else rtl
     keep = [c for c in text if ord(c) in cmap or unicodedata.category(c) in ("Cf", "Zs")]
     if rtl:
-        keep = [c for c in keep if unicodedata.bidirectional(c) not in ("L", "EN")]
+        keep = [c for c in keep if not _minority_in_rtl(c)]
     return " ".join("".join(keep).split())
 
 
-# ------------------------------------------------------------------------------------------ rendering
+def clean_ground_truth(text: str, font: str, rtl: bool | None = None) -> str:
+    """GlotOCR's ground-truth cleaning: NFC; delete characters the font has no glyph for (Cf and Zs
+    are kept); for RTL text also the minority-direction characters (bidi L, e.g. Latin letters, and the
+    European digits: bidi EN outside the Arabic blocks, so Persian digits stay); then collapse
+    whitespace runs to one space and strip the ends."""
+    return clean_text(text, _cmap(font), rtl)
 
 
-@lru_cache(maxsize=64)
-def _hb_font(font_path: str):
-    import uharfbuzz as hb
-    return hb.Font(hb.Face(hb.Blob.from_file_path(font_path)))
-
-
-def shape_text(text: str, font_path: str, rtl: bool | None = None) -> dict:
-    """Shape text with HarfBuzz (script/language guessed; direction forced when rtl is given).
-    Returns glyph ids and clusters (code point indices) in visual order, positions in font units,
-    the direction, the script and the font's units per em."""
-    import uharfbuzz as hb
-    font = _hb_font(font_path)
-    buf = hb.Buffer()
-    buf.add_str(text)
-    buf.guess_segment_properties()
-    if rtl is not None:
-        buf.direction = "rtl" if rtl else "ltr"
-    hb.shape(font, buf, {})
-    pos = buf.glyph_positions
-    return {"glyphs": [g.codepoint for g in buf.glyph_infos],
-            "clusters": [g.cluster for g in buf.glyph_infos],
-            "x_advance": [p.x_advance for p in pos], "x_offset": [p.x_offset for p in pos],
-            "y_offset": [p.y_offset for p in pos], "direction": buf.direction,
-            "script": buf.script, "upem": font.face.upem}
-
-
-def _wrap(text: str, font_path: str, rtl, avail_px: float, size: int) -> list[str]:
-    """Greedy line breaks at HarfBuzz cluster (≈ grapheme cluster) boundaries so that each line's
-    advance fits avail_px; a cluster wider than the line goes alone on its line."""
-    sh = shape_text(text, font_path, rtl)
-    scale = size / sh["upem"]
-    width = {}  # cluster start -> advance in px
-    for c, adv in zip(sh["clusters"], sh["x_advance"]):
-        width[c] = width.get(c, 0.0) + adv * scale
-    starts = sorted(width)
-    lines, begin, used = [], 0, 0.0
-    for c in starts:
-        if used + width[c] > avail_px and c > begin:
-            lines.append(text[begin:c])
-            begin, used = c, 0.0
-        used += width[c]
-    lines.append(text[begin:])
-    return [ln.strip() for ln in lines if ln.strip()]
-
-
-@lru_cache(maxsize=64)
-def _ft_face(font_path: str, size: int):
-    import freetype
-    face = freetype.Face(font_path)
-    face.set_pixel_sizes(0, size)
-    return face
-
-
-def render_line(text: str, font_path: str, size: int = 48, width: int = 1000, margin: int = 40,
-                rtl: bool | None = None, seed: int = 0, return_info: bool = False):
-    """Render text in the PLAIN profile: HarfBuzz shaping, FreeType rasterisation (size px per em)
-    at the shaped positions, wrapping at cluster boundaries to width - 2*margin, black on white,
-    RTL lines right-aligned, then a seeded rotation uniform in [-1°, +1°] (canvas expanded, white
-    fill). Returns a PIL 'L' image, or (image, info) with info = {'n_glyphs', 'glyphs' (ids per
-    line), 'lines', 'direction', 'script', 'angle'}."""
-    import numpy as np
-
-    import freetype
-    from PIL import Image
-    rtl = is_rtl(text) if rtl is None else rtl
-    lines = _wrap(text, font_path, rtl, width - 2 * margin, size)
-    face = _ft_face(font_path, size)
-    m = face.size
-    ascender, line_h = m.ascender / 64, (m.ascender - m.descender) / 64
-    height = int(np.ceil(2 * margin + line_h * max(1, len(lines))))
-    ink = np.zeros((height, width), dtype=np.uint8)
-    info = {"lines": lines, "glyphs": [], "n_glyphs": 0, "direction": None, "script": None}
-    for li, line in enumerate(lines):
-        sh = shape_text(line, font_path, rtl)
-        scale = size / sh["upem"]
-        info["glyphs"].append(sh["glyphs"])
-        info["n_glyphs"] += len(sh["glyphs"])
-        info["direction"], info["script"] = sh["direction"], sh["script"]
-        total = sum(sh["x_advance"]) * scale
-        pen = (width - margin - total) if sh["direction"] == "rtl" else margin
-        baseline = margin + li * line_h + ascender
-        for gid, adv, xo, yo in zip(sh["glyphs"], sh["x_advance"], sh["x_offset"], sh["y_offset"]):
-            face.load_glyph(gid, freetype.FT_LOAD_DEFAULT | freetype.FT_LOAD_RENDER)
-            g = face.glyph
-            bm = g.bitmap
-            if bm.rows and bm.width:
-                arr = np.array(bm.buffer, dtype=np.uint8).reshape(bm.rows, bm.pitch)[:, :bm.width]
-                x0 = int(round(pen + xo * scale)) + g.bitmap_left
-                y0 = int(round(baseline - yo * scale)) - g.bitmap_top
-                # clip the glyph box to the canvas, then max-composite (overlapping marks add ink)
-                ys, xs = max(0, y0), max(0, x0)
-                ye, xe = min(height, y0 + bm.rows), min(width, x0 + bm.width)
-                if ye > ys and xe > xs:
-                    sub = arr[ys - y0:ye - y0, xs - x0:xe - x0]
-                    ink[ys:ye, xs:xe] = np.maximum(ink[ys:ye, xs:xe], sub)
-            pen += adv * scale
-    angle = float(np.random.default_rng(seed).uniform(-1.0, 1.0))  # PLAIN profile: rotation ±1°
-    img = Image.fromarray(255 - ink, mode="L").rotate(angle, resample=Image.BICUBIC, expand=True,
-                                                      fillcolor=255)
-    info["angle"] = angle
-    return (img, info) if return_info else img
-
-
-# ------------------------------------------------------------------------------------------ engines
-
-
-def tesseract_read(image, lang: str = "eng", psm: int = 6) -> str:
-    """Read an image with Tesseract via pytesseract (page segmentation mode psm; 6 = one block).
-    Raises RuntimeError naming the apt package when a language's traineddata is missing."""
-    import pytesseract
-    try:
-        have = set(pytesseract.get_languages(config=""))
-    except pytesseract.TesseractNotFoundError as e:
-        raise RuntimeError("tesseract not found: apt-get install tesseract-ocr") from e
-    missing = [code for code in lang.split("+") if code not in have]
-    if missing:
-        pkgs = " ".join(f"tesseract-ocr-{c.lower().replace('_', '-')}" for c in missing)
-        raise RuntimeError(f"Tesseract traineddata missing for {missing}: apt-get install {pkgs}")
-    return pytesseract.image_to_string(image, lang=lang, config=f"--psm {psm}").strip()
+def deleted_characters(text: str, font: str, rtl: bool | None = None) -> str:
+    """The characters clean_ground_truth removed (whitespace changes aside), in order."""
+    from collections import Counter
+    text = unicodedata.normalize("NFC", text)
+    left = Counter(clean_ground_truth(text, font, rtl))
+    out = []
+    for c in text:
+        if c.isspace():
+            continue
+        if left[c] > 0:
+            left[c] -= 1
+        else:
+            out.append(c)
+    return "".join(out)
