@@ -9,7 +9,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_MODULES = {"cache", "run", "models", "data", "hooks", "scorecard", "cli", "book", "gluscope", "neuronview", "exercises", "lens", "convert", "stats", "merging", "ocr", "render", "crnn", "ocr_engines", "ocr_bench", "train", "rollout", "wordproblems", "organism", "distill", "rl"}
+_MODULES = {"cache", "run", "models", "data", "hooks", "scorecard", "cli", "book", "gluscope", "neuronview", "exercises", "lens", "convert", "stats", "merging", "ocr", "render", "crnn", "ocr_engines", "ocr_bench", "scenes", "vlm", "choice", "crosslingual", "dim3", "train", "rollout", "wordproblems", "organism", "distill", "rl"}
 _FUNCTIONS = {
     "record": "run",
     "start": "run",

@@ -33,12 +33,46 @@ def task_arithmetic(base, deltas, lambdas=None):
     return out.to(base.dtype)
 
 
+def rank_window(a, lo, hi):
+    """Boolean mask (shape of a) of the entries whose rank in the *stable* ascending order of a lies in
+    [lo, hi): the same as ``order = argsort(a, stable=True); mask[order[lo:hi]] = True``, without the sort.
+
+    Fast path: the values at ranks lo and hi − 1 by two selections (``kthvalue``, O(n)); every entry
+    strictly between them is in; entries equal to a boundary value hold consecutive ranks in index order,
+    of which those inside the window are kept."""
+    import torch
+
+    flat = a.reshape(-1)
+    n = flat.numel()
+    lo, hi = max(0, int(lo)), min(n, int(hi))
+    mask = torch.zeros(n, dtype=torch.bool, device=a.device)
+    if hi <= lo:
+        return mask.view(a.shape)
+    v_lo, v_hi = _values_at_ranks(flat, lo, hi - 1)
+    mask |= (flat > v_lo) & (flat < v_hi)
+    for v in {float(v_lo), float(v_hi)}:  # the tied entries at each boundary, in index order
+        idx = (flat == v).nonzero()[:, 0]
+        rank = (flat < v).sum() + torch.arange(len(idx), device=a.device)
+        mask[idx[(rank >= lo) & (rank < hi)]] = True
+    return mask.view(a.shape)
+
+
+def _values_at_ranks(flat, i, j, use_numpy=None):
+    """The values at ranks i and j of the 1-D ``flat`` sorted ascending, by selection (O(n), no sort):
+    numpy's introselect on CPU (~15× faster there than ``torch.kthvalue``), ``kthvalue`` on a GPU."""
+    import torch
+
+    if flat.device.type == "cpu" if use_numpy is None else use_numpy:
+        import numpy as np
+
+        part = np.partition(flat.detach().cpu().numpy(), [i, j])
+        return torch.tensor(part[i]), torch.tensor(part[j])
+    return flat.kthvalue(i + 1).values, flat.kthvalue(j + 1).values  # kthvalue counts from 1
+
+
 def _topk_mask(x, k):
-    """Boolean mask of the k entries of x with the largest |x| (ties broken by torch.topk)."""
-    mask = _zeros_bool(x)
-    if k > 0:
-        mask.view(-1)[x.abs().reshape(-1).topk(k).indices] = True
-    return mask
+    """Boolean mask of the k entries of x with the largest |x| (ties: the earlier index wins)."""
+    return rank_window(-x.abs(), 0, k)  # ranks 0 … k−1 of −|x| ascending = the k largest |x|
 
 
 def _zeros_bool(x):
@@ -88,15 +122,9 @@ def dare_merge(base, deltas, p, lambdas=None, seed=0):
 def breadcrumbs(delta, density=0.7, small=0.09):
     """Breadcrumbs mask for one tensor (boolean, shape of delta): sort |δ| ascending (stable), drop the
     int(small·n) smallest, keep the next int(density·n), drop the rest (the largest outliers)."""
-    import torch
-
     n = delta.numel()
     lo = int(small * n)
-    hi = min(n, lo + int(density * n))
-    order = torch.argsort(delta.abs().reshape(-1).float(), stable=True)
-    mask = _zeros_bool(delta)
-    mask.view(-1)[order[lo:hi]] = True  # keep ranks lo … hi−1 of |δ|
-    return mask
+    return rank_window(delta.abs().float(), lo, min(n, lo + int(density * n)))  # keep ranks lo … hi−1 of |δ|
 
 
 def breadcrumbs_merge(base, deltas, lambdas=None, density=0.7, small=0.09):
@@ -124,26 +152,36 @@ def _scores(r, t, c):
     return torch.where(over, torch.full_like(s, c), s)  # s_kj ← c there
 
 
+def column_changes(W_B, W_list):
+    """Steps 1–2 of DiM3 for 2-D weights (out × in): per model k and column j the magnitude change
+    ΔM_kj = |m_kj − m_Bj| and the direction change ΔD_kj = 1 − cos(u_kj, u_Bj). Returns (ΔM, ΔD), K × in."""
+    import torch
+
+    B = W_B.float()
+    Ws = torch.stack([w.float() for w in W_list])  # K × out × in
+    mB = B.norm(dim=0)  # m_Bj = ‖W_B[:, j]‖₂                              (in,)
+    mK = Ws.norm(dim=1)  # m_kj                                            K × in
+    dM = (mK - mB).abs()  # ΔM_kj = |m_kj − m_Bj|                          K × in
+    # u_j = W[:, j] / (m_j + ε) and cos(u_k, u_B) = u_k·u_B / (‖u_k‖ ‖u_B‖ + ε); with ‖u‖ = m / (m + ε) the
+    # scalings cancel into one expression of the column dot products (no normalised copies of W):
+    dot = (Ws * B).sum(1)  # W_k[:, j] · W_B[:, j]                          K × in
+    cos = dot / (mK * mB + EPS * (mK + EPS) * (mB + EPS))  # cos(u_kj, u_Bj)
+    return dM, 1.0 - cos  # ΔD_kj = 1 − cos(u_kj, u_Bj)                   K × in
+
+
 def dim3_weights(W_B, W_list, t=1.0, c=1.0):
     """Per-column merge weights w (K × n_in) for 2-D weights W_B, W_k of shape out × in
     (columns = input dims), or per-entry weights (K × n) for 1-D weights (no ranking, one score)."""
     import torch
 
-    B = W_B.float()
-    Ws = torch.stack([w.float() for w in W_list])  # K × out × in  (or K × n)
-    if B.dim() == 1:
-        return _scores((Ws - B).abs(), t, c)  # s from raw |θ_k − θ_B|, w = s
-    assert B.dim() == 2, "dim3_weights: 1-D or 2-D weights only"
-    mB = B.norm(dim=0)  # m_Bj = ‖W_B[:, j]‖₂                              (in,)
-    uB = B / (mB + EPS)  # u_Bj = W_B[:, j] / (m_Bj + ε)                  out × in
-    mK = Ws.norm(dim=1)  # m_kj                                            K × in
-    uK = Ws / (mK[:, None, :] + EPS)  # u_kj                               K × out × in
-    dM = (mK - mB).abs()  # ΔM_kj = |m_kj − m_Bj|                          K × in
-    cos = (uK * uB).sum(1) / (uK.norm(dim=1) * uB.norm(dim=0) + EPS)  # cos(u_kj, u_Bj)
-    dD = 1.0 - cos  # ΔD_kj = 1 − cos(u_kj, u_Bj)                         K × in
-    s_mag = _scores(_rank01(dM), t, c)  # r_kj = rank_j(ΔM_kj)/n_in, then softmax + override
+    if W_B.dim() == 1:
+        d = torch.stack([(w.float() - W_B.float()).abs() for w in W_list])
+        return _scores(d, t, c)  # s from raw |θ_k − θ_B|, w = s
+    assert W_B.dim() == 2, "dim3_weights: 1-D or 2-D weights only"
+    dM, dD = column_changes(W_B, W_list)  # steps 1–2
+    s_mag = _scores(_rank01(dM), t, c)  # 3–4: r_kj = rank_j(ΔM_kj)/n_in, softmax over k, override by c
     s_dir = _scores(_rank01(dD), t, c)
-    return 0.5 * (s_mag + s_dir)  # w_kj = ½ (s^mag_kj + s^dir_kj)
+    return 0.5 * (s_mag + s_dir)  # 5: w_kj = ½ (s^mag_kj + s^dir_kj)
 
 
 def dim3_merge_tensor(W_B, W_list, t=1.0, c=1.0, transpose=False):
@@ -188,9 +226,16 @@ def merge_tensor(name, base, thetas, method, lambdas=None, density=None, lam=1.0
 def merge_state_dicts(base_sd, model_sds, method, **kw):
     """Merge every key of base_sd present in all model_sds (merge_tensor; **kw its options). Keys absent
     from the base (e.g. a vision tower) are copied from the first model holding them; base keys that some
-    model lacks are copied from the base."""
-    out = {}
+    model lacks are copied from the base. Tied tensors (one storage under two names in the base, e.g. a
+    tied LM head and token embedding) are merged once, under their first name, and stay tied."""
+    out, first = {}, {}
     for name, b in base_sd.items():
+        tie = (b.data_ptr(), tuple(b.shape), b.stride()) if b.numel() else None
+        if tie is not None and tie in first:  # the same storage seen under another name
+            out[name] = out[first[tie]]
+            continue
+        if tie is not None:
+            first[tie] = name
         if all(name in sd for sd in model_sds):
             out[name] = merge_tensor(name, b, [sd[name] for sd in model_sds], method, **kw)
         else:
@@ -198,6 +243,34 @@ def merge_state_dicts(base_sd, model_sds, method, **kw):
     for sd in model_sds:
         for name, v in sd.items():
             out.setdefault(name, v.clone())
+    return out
+
+
+# ---------------------------------------------------------------- multimodal checkpoints
+# How multimodal checkpoints name their language model's tensors, and the plain causal-LM name
+# (LLaVA in transformers ≥ 5 in memory, LLaVA on disk / older transformers, and a bare prefix).
+LM_PREFIXES = (("model.language_model.", "model."), ("language_model.model.", "model."),
+               ("language_model.lm_head.", "lm_head."), ("language_model.", ""))
+
+
+def lm_name(name, base_names):
+    """The base LM's name for tensor ``name`` of a (multimodal) checkpoint, or None when the tensor has no
+    counterpart in the base (vision tower, projector). ``base_names``: a set of the base's tensor names."""
+    if name in base_names:
+        return name
+    for old, new in LM_PREFIXES:
+        if name.startswith(old) and new + name[len(old):] in base_names:
+            return new + name[len(old):]
+    return None
+
+
+def lm_state_dict(sd, base_names):
+    """The language-model part of state dict ``sd`` under the base LM's names (other tensors dropped)."""
+    out = {}
+    for name, v in sd.items():
+        b = lm_name(name, base_names)
+        if b is not None:
+            out[b] = v
     return out
 
 
@@ -217,11 +290,19 @@ def _weight_files(d):
     return where
 
 
-def merge_folders(base_dir, model_dirs, out_dir, method, copy_from=None, **kw):
+def merge_folders(base_dir, model_dirs, out_dir, method, copy_from=None, into=None, **kw):
     """Stream-merge safetensors folders tensor by tensor (one tensor of each model in memory at a time,
-    plus the current output shard). The output mirrors the base's shard layout (tensors found only in the
-    models go to an extra shard) with an index json when there are several shards; the non-weight files
-    (config, tokenizer, …) are copied from copy_from or model_dirs[0]. Returns out_dir as a Path."""
+    plus the current output shard).
+
+    - ``into=None``: the output mirrors the base's tensor names and shard layout (tensors found only in the
+      models go to an extra shard); non-weight files (config, tokenizer, …) come from copy_from or model_dirs[0].
+    - ``into=i``: the output is a copy of ``model_dirs[i]`` (its names, shards and other files) in which
+      every language-model tensor (matched to the base by :func:`lm_name`) is replaced by the merge of
+      base and models; everything else — a vision tower, a projector — is copied untouched. This is how a
+      multimodal model V receives a merged LM: ``merge_folders(B, [V, M], out, "dim3", into=0)``.
+
+    Each merged tensor is computed under the base's name, so the result equals :func:`merge_state_dicts`
+    on the base-named state dicts. An index json is written when there are several shards. Returns out_dir."""
     import json
     import shutil
     from contextlib import ExitStack
@@ -233,6 +314,26 @@ def merge_folders(base_dir, model_dirs, out_dir, method, copy_from=None, **kw):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     bw, mws = _weight_files(base_dir), [_weight_files(d) for d in model_dirs]
+    base_names = set(bw)
+    # for each model: base name -> its own name
+    own = [{b: n for n in mw if (b := lm_name(n, base_names)) is not None} for mw in mws]
+
+    # the plan: output file -> [(output name, base name or None, where to copy from)]
+    plan: dict[str, list] = {}
+    if into is None:
+        for name, f in bw.items():
+            plan.setdefault(f.name, []).append((name, name, bw))
+        extra = sorted({n for mw in mws for n in mw} - base_names)
+        for name in extra:  # only in the models: copy from the first holding it
+            plan.setdefault("model-extra.safetensors", []).append((name, None, next(mw for mw in mws if name in mw)))
+        if len(plan) == 1:
+            plan = {"model.safetensors": next(iter(plan.values()))}
+        src = Path(copy_from or model_dirs[0])
+    else:
+        for name, f in mws[into].items():
+            plan.setdefault(f.name, []).append((name, lm_name(name, base_names), mws[into]))
+        src = Path(copy_from or model_dirs[into])
+
     with ExitStack() as stack:
         handles = {}
 
@@ -242,35 +343,24 @@ def merge_folders(base_dir, model_dirs, out_dir, method, copy_from=None, **kw):
                 handles[f] = stack.enter_context(safe_open(str(f), framework="pt"))
             return handles[f].get_tensor(name)
 
-        shards = {}  # output file name → tensor names, base layout first
-        for name, f in bw.items():
-            shards.setdefault(f.name, []).append(name)
-        extra = sorted({n for mw in mws for n in mw} - set(bw))
-        if extra:
-            shards["model-extra.safetensors"] = extra
-        if len(shards) == 1:
-            shards = {"model.safetensors": next(iter(shards.values()))}
         weight_map, total = {}, 0
-        for fname, names in shards.items():
+        for fname, entries in plan.items():
             tensors = {}
-            for name in names:
-                if name not in bw:  # only in the models: copy from the first holding it
-                    i = next(i for i, mw in enumerate(mws) if name in mw)
-                    tensors[name] = get(mws[i], name).contiguous()
-                elif all(name in mw for mw in mws):
-                    tensors[name] = merge_tensor(name, get(bw, name), [get(mw, name) for mw in mws],
-                                                 method, **kw).contiguous()
-                else:
-                    tensors[name] = get(bw, name).contiguous()
+            for name, b, where in entries:
+                if b is not None and b in bw and all(b in o for o in own):
+                    merged = merge_tensor(b, get(bw, b), [get(mw, o[b]) for mw, o in zip(mws, own)], method, **kw)
+                    tensors[name] = merged.contiguous()
+                else:  # no counterpart in the base or in some model: copied untouched
+                    tensors[name] = get(where, name).contiguous()
                 weight_map[name] = fname
                 total += tensors[name].numel() * tensors[name].element_size()
             save_file(tensors, str(out / fname), metadata={"format": "pt"})
             del tensors
-    src = Path(copy_from or model_dirs[0])
     for f in src.iterdir():
-        if f.is_file() and not f.name.endswith(".safetensors") and f.name != "model.safetensors.index.json":
+        if f.is_file() and not f.name.endswith(".safetensors") and f.name not in ("model.safetensors.index.json",
+                                                                                    "MANIFEST.json"):
             shutil.copy2(f, out / f.name)
-    if len(shards) > 1:
+    if len(plan) > 1:
         (out / "model.safetensors.index.json").write_text(
             json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
     return out

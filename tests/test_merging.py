@@ -223,3 +223,103 @@ def test_merge_folders_tiny_llama(tiny_llamas, method, kw):
         assert torch.equal(got[k], want[k]), k
     assert not torch.equal(got["model.layers.0.mlp.up_proj.weight"], base_sd["model.layers.0.mlp.up_proj.weight"])
     merged(torch.tensor([[1, 2, 3]]))  # runs
+
+
+# ---------------------------------------------------------------- fast selections, ties, multimodal folders
+def test_rank_window_equals_the_stable_sort():
+    g = torch.Generator().manual_seed(0)
+    for trial in range(30):
+        n = int(torch.randint(1, 400, (1,), generator=g))
+        a = torch.randint(-5, 6, (n,), generator=g).float()  # many ties
+        if trial % 3 == 0:
+            a = torch.randn(n, generator=g)
+        lo = int(torch.randint(0, n + 1, (1,), generator=g))
+        hi = int(torch.randint(lo, n + 2, (1,), generator=g))
+        want = torch.zeros(n, dtype=torch.bool)
+        want[torch.argsort(a, stable=True)[lo:hi]] = True
+        assert torch.equal(mg.rank_window(a, lo, hi), want), (trial, lo, hi)
+    m = mg.rank_window(torch.tensor([[3.0, 1.0], [1.0, 2.0]]), 1, 3)  # shape kept; ranks 1, 2 = the second 1 and the 2
+    assert m.tolist() == [[False, False], [True, True]]
+
+
+def test_values_at_ranks_numpy_and_kthvalue_agree():
+    # the GPU path (kthvalue) and the CPU path (numpy introselect) pick the same boundary values
+    g = torch.Generator().manual_seed(1)
+    for trial in range(20):
+        n = int(torch.randint(2, 300, (1,), generator=g))
+        a = torch.randint(-4, 5, (n,), generator=g).float() if trial % 2 else torch.randn(n, generator=g)
+        i = int(torch.randint(0, n, (1,), generator=g))
+        j = int(torch.randint(i, n, (1,), generator=g))
+        srt = torch.sort(a).values
+        for use_numpy in (True, False):
+            vi, vj = mg._values_at_ranks(a, i, j, use_numpy=use_numpy)
+            assert (float(vi), float(vj)) == (float(srt[i]), float(srt[j])), (trial, use_numpy)
+
+
+def test_ties_trim_breaks_ties_by_index():
+    x = torch.tensor([2.0, -2.0, 1.0, 2.0, 0.5])
+    assert mg._topk_mask(x, 2).tolist() == [True, True, False, False, False]  # |2| three times: the first two
+    assert mg._topk_mask(x, 0).sum() == 0 and mg._topk_mask(x, 5).all()
+
+
+def test_breadcrumbs_equals_its_sort_definition_with_ties():
+    d = torch.tensor([0.0, 0.0, 0.0, 1.0, -1.0, 1.0, 2.0, 3.0, -3.0, 3.0])
+    order = torch.argsort(d.abs(), stable=True)
+    lo, hi = int(0.09 * 10), int(0.09 * 10) + int(0.7 * 10)  # 0, 7
+    want = torch.zeros(10, dtype=torch.bool)
+    want[order[lo:hi]] = True
+    assert torch.equal(mg.breadcrumbs(d), want)
+    assert mg.breadcrumbs(d).tolist() == [True] * 7 + [False] * 3
+
+
+def test_merge_state_dicts_merges_tied_weights_once():
+    B, Ws = _three((12, 6), 5)  # a 12-token × 6 embedding, tied to the head
+    base = {"model.embed_tokens.weight": B, "lm_head.weight": B}
+    sds = [{"model.embed_tokens.weight": W, "lm_head.weight": W} for W in Ws]
+    out = mg.merge_state_dicts(base, sds, "dim3")
+    assert out["lm_head.weight"] is out["model.embed_tokens.weight"]
+    assert torch.allclose(out["lm_head.weight"], mg.dim3_merge_tensor(B, Ws, transpose=True))
+
+
+def test_lm_name_maps_multimodal_names_to_the_base():
+    base = {"model.layers.0.mlp.up_proj.weight", "model.embed_tokens.weight", "lm_head.weight"}
+    assert mg.lm_name("model.language_model.layers.0.mlp.up_proj.weight", base) == "model.layers.0.mlp.up_proj.weight"
+    assert mg.lm_name("language_model.model.embed_tokens.weight", base) == "model.embed_tokens.weight"
+    assert mg.lm_name("language_model.lm_head.weight", base) == "lm_head.weight"
+    assert mg.lm_name("lm_head.weight", base) == "lm_head.weight"
+    assert mg.lm_name("model.vision_tower.embeddings.patch_embedding.weight", base) is None
+    assert mg.lm_name("multi_modal_projector.linear_1.weight", base) is None
+
+
+def test_merge_folders_into_a_multimodal_copy(tiny_llamas):
+    from transformers import LlavaConfig, LlavaForConditionalGeneration, LlamaForCausalLM, SiglipVisionConfig
+
+    root, cfg = tiny_llamas
+    base = LlamaForCausalLM.from_pretrained(root / "base")
+    torch.manual_seed(9)
+    vcfg = SiglipVisionConfig(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                              image_size=24, patch_size=12, vision_use_head=False)
+    V = LlavaForConditionalGeneration(LlavaConfig(vision_config=vcfg.to_dict(), text_config=cfg.to_dict(),
+                                                  image_token_id=5, vision_feature_select_strategy="full",
+                                                  image_seq_length=4))
+    V.model.language_model.load_state_dict(base.model.state_dict())
+    V.lm_head.load_state_dict(base.lm_head.state_dict())
+    with torch.no_grad():
+        for p in V.model.language_model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    V.save_pretrained(root / "V")
+    out = mg.merge_folders(root / "base", [root / "V", root / "m1"], root / "out-mm", "dim3", into=0)
+    merged = LlavaForConditionalGeneration.from_pretrained(out)
+    names = set(base.state_dict())
+    want = mg.merge_state_dicts(base.state_dict(),
+                                [mg.lm_state_dict(V.state_dict(), names),
+                                 LlamaForCausalLM.from_pretrained(root / "m1").state_dict()], "dim3")
+    got_lm = mg.lm_state_dict(merged.state_dict(), names)
+    assert set(got_lm) == names
+    for k in names:
+        assert torch.equal(got_lm[k], want[k]), k
+    for k, v in V.state_dict().items():  # the vision tower and the projector are V's, untouched
+        if "vision_tower" in k or "projector" in k:
+            assert torch.equal(merged.state_dict()[k], v), k
+    assert not (out / "MANIFEST.json").exists()
+    merged(input_ids=torch.tensor([[5] * 4 + [7, 8]]), pixel_values=torch.randn(1, 3, 24, 24))  # runs
