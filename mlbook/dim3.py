@@ -106,7 +106,7 @@ def train_vision_model(lm_name: str, seed: int, *, n_images: int, vision_steps: 
                   {"params": list(V.model.language_model.parameters()), "lr": lr_lm}]
         hist = fit(V, vlm.answer_loss, shuffled_batches(examples, batch_size, seed, tok.pad_token_id),
                    steps=vqa_steps, lr=lr_lm, params=groups, warmup=max(1, vqa_steps // 10), grad_clip=1.0,
-                   ckpt_dir=ckpt, save_every=10, seed=seed, progress=progress, desc="V: visual instructions")
+                   ckpt_dir=ckpt, save_every=10, save_last=False, seed=seed, progress=progress, desc="V: visual instructions")
         V.eval()
         for p in V.parameters():
             p.requires_grad_(True)
@@ -194,7 +194,7 @@ def train_multilingual_model(lm_name: str, langs: list[str], seed: int, *, text_
         batches = [vlm.collate(rng.sample(udhr, udhr_per_batch) + rng.sample(words, n_words), tok.pad_token_id)
                    for _ in range(steps)]
         hist = fit(lm, vlm.answer_loss, batches, steps=steps, lr=lr_lm, warmup=max(1, steps // 10), grad_clip=1.0,
-                   ckpt_dir=ckpt, save_every=10, seed=seed, progress=progress, desc="M: languages")
+                   ckpt_dir=ckpt, save_every=10, save_last=False, seed=seed, progress=progress, desc="M: languages")
         lm.eval()
         lm.save_pretrained(folder)
         tok.save_pretrained(folder)

@@ -146,7 +146,8 @@ def to_device(batch, device):
 def fit(model, loss_fn: Callable, batches: Iterable | Callable[[int], object], *, steps: int, lr: float,
         params=None, weight_decay: float = 0.0, betas=(0.9, 0.999), grad_clip: float | None = 1.0,
         warmup: int = 0, schedule: str = "constant", grad_accum: int = 1, ckpt_dir=None,
-        save_every: int | None = None, seed: int = 0, progress: bool = True, desc: str = "train",
+        save_every: int | None = None, save_last: bool = True, seed: int = 0, progress: bool = True,
+        desc: str = "train",
         accelerator=None) -> dict:
     """Train ``model`` for ``steps`` optimizer steps of AdamW on ``loss_fn(model, batch)``.
 
@@ -158,6 +159,8 @@ def fit(model, loss_fn: Callable, batches: Iterable | Callable[[int], object], *
       scheduler, step, RNG states and history are saved atomically; if ``ckpt_dir`` already holds a
       checkpoint, training resumes from it and ends with the same weights as an uninterrupted run.
       A finished checkpoint (step == steps) returns its history without training.
+      ``save_last=False`` skips the checkpoint of the final step, for a caller that saves the trained
+      model itself right away (a kill before that resumes from the last periodic checkpoint).
     - Deterministic on CPU for a given ``seed`` (every RNG is seeded at the start and restored on resume).
     """
     import torch
@@ -228,7 +231,7 @@ def fit(model, loss_fn: Callable, batches: Iterable | Callable[[int], object], *
             history[k].append(sum(v) / len(v))
         bar.set_postfix(loss=f"{history['loss'][-1]:.4f}")
         last = step + 1 == steps
-        if ckpt is not None and (last or (save_every and (step + 1) % save_every == 0)):
+        if ckpt is not None and ((last and save_last) or (save_every and (step + 1) % save_every == 0)):
             history["seconds"] = seconds_before + time.perf_counter() - t0
             acc.wait_for_everyone()
             if acc.is_main_process:

@@ -254,3 +254,11 @@ def test_to_device_moves_every_nested_tensor_and_keeps_the_rest():
     assert out["pair"][0].device.type == "meta" and out["pair"][1] == "text" and isinstance(out["pair"], tuple)
     assert out["list"][0].device.type == "meta" and out["list"][1] == 3
     assert batch["ids"].device.type == "cpu"  # the input is not modified
+
+
+def test_save_last_false_keeps_only_the_periodic_checkpoints(tmp_path):
+    train.fit(_tiny(), _lm_loss, _batches(5), steps=5, lr=1e-2, ckpt_dir=tmp_path / "a", save_every=2,
+              save_last=False, progress=False)
+    assert train.latest_checkpoint(tmp_path / "a").name == "step-000004"  # not step 5
+    train.fit(_tiny(), _lm_loss, _batches(5), steps=5, lr=1e-2, ckpt_dir=tmp_path / "b", save_every=2, progress=False)
+    assert train.latest_checkpoint(tmp_path / "b").name == "step-000005"
