@@ -39,7 +39,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
 
     import numpy as np
-    from PIL import Image, ImageDraw, ImageFont, features
+    from PIL import Image, ImageFont, features
 
     from mlbook import ocr, ocr_bench, render
 
@@ -63,16 +63,7 @@ def main(argv=None) -> dict:
         if key not in pil_fonts:
             pil_fonts[key] = ImageFont.truetype(path, lay.size, index=idx,
                                                 layout_engine=ImageFont.Layout.RAQM if raqm else ImageFont.Layout.BASIC)
-        font = pil_fonts[key]
-        height = int(np.ceil(2 * lay.margin + lay.line_height * max(1, len(lay.lines))))
-        img = Image.new("L", (lay.width, height), 255)
-        d = ImageDraw.Draw(img)
-        for i, ln in enumerate(lay.lines):
-            y = lay.margin + i * lay.line_height + lay.ascender
-            if lay.direction == "rtl":
-                d.text((lay.width - lay.margin, y), ln.text, font=font, fill=0, anchor="rs", direction="rtl")
-            else:
-                d.text((lay.margin, y), ln.text, font=font, fill=0, anchor="ls")
+        img = render.draw_with_pil(lay, pil_fonts[key])
         angle = float(np.random.default_rng(seed).uniform(-1, 1))
         return img.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=255)
 

@@ -295,6 +295,27 @@ def draw(lay: Layout, prof=PLAIN, seed: int = 0, glyph_cache: bool = True):
     raise TypeError(f"not a profile: {prof!r}")
 
 
+def draw_with_pil(lay: Layout, pil_font, size: tuple[int, int] | None = None):
+    """``lay``'s lines drawn by PIL's own text engine with ``pil_font`` (an ``ImageFont``) at our line
+    positions, black on white ("L"): the reference our renderer is checked against and the peer it is
+    timed against. ``size``: (width, height); default the layout's page."""
+    import math
+
+    from PIL import Image, ImageDraw
+
+    if size is None:
+        size = (lay.width, int(math.ceil(2 * lay.margin + lay.line_height * max(1, len(lay.lines)))))
+    img = Image.new("L", size, 255)
+    d = ImageDraw.Draw(img)
+    for i, ln in enumerate(lay.lines):
+        y = lay.margin + i * lay.line_height + lay.ascender
+        if lay.direction == "rtl":
+            d.text((lay.width - lay.margin, y), ln.text, font=pil_font, fill=0, anchor="rs", direction="rtl")
+        else:
+            d.text((lay.margin, y), ln.text, font=pil_font, fill=0, anchor="ls")
+    return img
+
+
 def render(text: str, font: str, prof=PLAIN, seed: int = 0, **layout_kw):
     """layout + draw in one call."""
     return draw(layout(text, font, **layout_kw), prof, seed)
