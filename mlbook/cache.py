@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -72,14 +73,33 @@ def write_manifest(folder: Path, meta: dict | None = None) -> dict:
     return manifest
 
 
+_VERIFIED: dict = {}  # (path, digest) -> the file's (inode, size, mtime) when this process last hashed it
+
+
+def _stat_key(path: Path) -> tuple:
+    st = path.stat()
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def verify(folder: str | Path) -> bool:
-    """True if ``folder`` has a manifest and every listed file has the listed sha256."""
+    """True if ``folder`` has a manifest and every listed file has the listed sha256.
+
+    A file is hashed once per process: a later call re-hashes it only if its inode, size or modification
+    time changed since (only files last written over 2 s before they were hashed are remembered, so that a
+    rewrite is visible even with a coarse file-system clock; a 540 MB checkpoint costs ≈3 s to hash, and a chapter resolves it many times)."""
     folder = Path(folder)
     try:
         manifest = json.loads((folder / MANIFEST).read_text())
         for rel, digest in manifest["files"].items():
-            if sha256_file(folder / rel) != digest:
+            path = folder / rel
+            memo = (str(path.resolve()), digest)
+            if _VERIFIED.get(memo) == _stat_key(path):
+                continue
+            before = _stat_key(path)
+            if sha256_file(path) != digest:
                 return False
+            if time.time() - before[2] / 1e9 > 2.0:  # a later write would show a newer mtime even on a coarse clock
+                _VERIFIED[memo] = before
         return True
     except (OSError, ValueError, KeyError, TypeError):
         return False

@@ -18,7 +18,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-VERSION = 1  # bump when training changes what a cached V or M holds
+VERSION = 2  # bump when training changes what a cached V or M holds
 TRAIN_ARTICLES = range(1, 25)  # UDHR articles M is fine-tuned on; 25–30 are held out
 HELDOUT_ARTICLES = range(25, 31)
 
@@ -106,7 +106,8 @@ def train_vision_model(lm_name: str, seed: int, *, n_images: int, vision_steps: 
                   {"params": list(V.model.language_model.parameters()), "lr": lr_lm}]
         hist = fit(V, vlm.answer_loss, shuffled_batches(examples, batch_size, seed, tok.pad_token_id),
                    steps=vqa_steps, lr=lr_lm, params=groups, warmup=max(1, vqa_steps // 10), grad_clip=1.0,
-                   ckpt_dir=ckpt, save_every=10, save_last=False, seed=seed, progress=progress, desc="V: visual instructions")
+                   ckpt_dir=ckpt, save_every=10, save_last=False, seed=seed, progress=progress, desc="V: visual instructions",
+                   fused=True)
         V.eval()
         for p in V.parameters():
             p.requires_grad_(True)
@@ -194,7 +195,8 @@ def train_multilingual_model(lm_name: str, langs: list[str], seed: int, *, text_
         batches = [vlm.collate(rng.sample(udhr, udhr_per_batch) + rng.sample(words, n_words), tok.pad_token_id)
                    for _ in range(steps)]
         hist = fit(lm, vlm.answer_loss, batches, steps=steps, lr=lr_lm, warmup=max(1, steps // 10), grad_clip=1.0,
-                   ckpt_dir=ckpt, save_every=10, save_last=False, seed=seed, progress=progress, desc="M: languages")
+                   ckpt_dir=ckpt, save_every=10, save_last=False, seed=seed, progress=progress, desc="M: languages",
+                   fused=True)
         lm.eval()
         lm.save_pretrained(folder)
         tok.save_pretrained(folder)
@@ -310,9 +312,12 @@ def build_suite(tok, vlm_model, langs: list[str], n_val: int, n_test: int, seed:
     return suite
 
 
-def evaluate(model, tok, suite: Suite, split: str, udhr: bool = False) -> dict:
+def evaluate(model, tok, suite: Suite, split: str, udhr: bool = False, batch_size: int = 64) -> dict:
     """Multiple-choice accuracy per language on visual questions (``vqa``) and on the same questions in
-    words (``text``); with ``udhr``, the mean NLL per token of held-out UDHR paragraphs per language."""
+    words (``text``); with ``udhr``, the mean NLL per token of held-out UDHR paragraphs per language.
+    Every language's items go through the model together (few large forward passes: on a CPU a pass over a
+    handful of short prompts costs about as much as one over dozens — reading the weights dominates), and
+    the prompts about one scene share one pass over their common head (``choice.score``'s ``groups``)."""
     import torch
 
     from . import choice, vlm
@@ -320,16 +325,17 @@ def evaluate(model, tok, suite: Suite, split: str, udhr: bool = False) -> dict:
     data = suite.splits[split]
     its, px = data["items"], data["pixels"]
     end, pad = vlm.end_id(tok), tok.pad_token_id
-    out: dict = {"vqa": {}, "text": {}}
-    for lang in suite.langs:
-        mine = [it for it in its if it["lang"] == lang]
-        gold = [it["gold"] for it in mine]
-        cands = [it["cand_ids"] for it in mine]
-        pv = px[torch.tensor([it["scene"] for it in mine])]
-        out["vqa"][lang] = choice.accuracy(choice.score(model, [it["vqa_prompt"] for it in mine], cands, end, pad,
-                                                        pixel_values=pv), gold)
-        out["text"][lang] = choice.accuracy(choice.score(model, [it["text_prompt"] for it in mine], cands, end, pad),
-                                            gold)
+    gold = [it["gold"] for it in its]
+    cands = [it["cand_ids"] for it in its]
+    pv = px[torch.tensor([it["scene"] for it in its])]
+    out: dict = {}
+    scene = [it["scene"] for it in its]  # a scene's prompts share their head: the image, or the description
+    for kind, kw in (("vqa", {"pixel_values": pv}), ("text", {})):
+        scores = choice.score(model, [it[f"{kind}_prompt"] for it in its], cands, end, pad, batch_size=batch_size,
+                              groups=scene, **kw)
+        out[kind] = {lang: choice.accuracy([s for s, it in zip(scores, its) if it["lang"] == lang],
+                                           [g for g, it in zip(gold, its) if it["lang"] == lang])
+                     for lang in suite.langs}
     if udhr:
         out["udhr_nll"] = {lang: udhr_nll(model, paras) for lang, paras in suite.udhr.items()}
     return out
@@ -365,16 +371,15 @@ def similarity(model, tok, suite: Suite, split: str = "test", n_scenes: int | No
     pairs = [(en[it["scene"]], it) for it in its if it["lang"] != "en" and it["scene"] in en]
     if not pairs:
         raise ValueError("the cross-lingual similarity needs English and at least one other language")
+    uniq = list({id(x): x for p in pairs for x in p}.values())  # each English item once, though it has a pair per language
+    at = {id(x): i for i, x in enumerate(uniq)}
     out = {}
     for kind in ("vqa", "text"):
-        key = f"{kind}_prompt"
-        states = []
-        for side in (0, 1):
-            ids = [p[side][key] for p in pairs]
-            pool = [[0] * (len(x) - p[side]["n_question"]) + [1] * p[side]["n_question"] for x, p in zip(ids, pairs)]
-            pv = px[[p[side]["scene"] for p in pairs]] if kind == "vqa" else None
-            states.append(xl.pooled_states(model, ids, pool, tok.pad_token_id, pixel_values=pv))
-        out[kind] = xl.layer_similarity(*states)
+        ids = [x[f"{kind}_prompt"] for x in uniq]
+        pool = [[0] * (len(t) - x["n_question"]) + [1] * x["n_question"] for t, x in zip(ids, uniq)]
+        pv = px[[x["scene"] for x in uniq]] if kind == "vqa" else None
+        states = xl.pooled_states(model, ids, pool, tok.pad_token_id, pixel_values=pv)
+        out[kind] = xl.layer_similarity(*(states[[at[id(p[side])] for p in pairs]] for side in (0, 1)))
     return out
 
 
@@ -416,8 +421,10 @@ def multilingual(scores: dict) -> float:
 def run_seed(lm_name: str, langs: list[str], seed: int, S, grid_spec: dict, v_dir, m_dir, dim3_kw: dict | None = None,
              chat: bool = False, device: str = "cpu", progress: bool = True) -> dict:
     """One seed of the experiment on the checkpoints B (``lm_name``), V (``v_dir``) and M (``m_dir``): evaluate
-    B, V, M, sweep every baseline on the validation split and keep each method's best configuration, then
-    evaluate those and DiM3 on the test split, and the per-layer cross-lingual similarity of B, V, M and DiM3.
+    B, V, M, sweep every baseline on the validation split and keep each method's best configuration (a method
+    with a single configuration in the grid skips validation: there is nothing to choose), then
+    evaluate those and DiM3 on the test split (held-out UDHR too for B, V, M and DiM3), and the per-layer
+    cross-lingual similarity of B, V, M and DiM3.
     ``S``: the sizes (run.sizes). Returns the numbers, and the weights and suite for further use."""
     import time
 
@@ -440,6 +447,7 @@ def run_seed(lm_name: str, langs: list[str], seed: int, S, grid_spec: dict, v_di
         return res[split][name]
 
     configs = grid(grid_spec)
+    n_of = {m: sum(1 for m_, _ in configs if m_ == m) for m, _ in configs}
     bar = tqdm(total=len(configs) + 6, desc=f"seed {seed}: merge + evaluate", disable=not progress)
     for name in ("B", "V", "M"):
         score(name, W[name], "test", udhr=True)
@@ -447,15 +455,17 @@ def run_seed(lm_name: str, langs: list[str], seed: int, S, grid_spec: dict, v_di
     best = {}
     for method, kw in configs:  # the sweep: every baseline configuration on the validation split
         merged = merging.merge_state_dicts(W["B"], [W["V"], W["M"]], method, seed=seed, **kw)
-        r = score(label(method, kw), merged, "val")
-        val = 0.5 * (multilingual(r["vqa"]) + multilingual(r["text"]))
-        if method not in best or val > best[method][0]:
-            best[method] = (val, kw, merged)
+        if n_of[method] == 1:  # nothing to choose between: no validation pass
+            best[method] = (None, kw, merged)
+        else:
+            r = score(label(method, kw), merged, "val")
+            val = 0.5 * (multilingual(r["vqa"]) + multilingual(r["text"]))
+            if method not in best or val > best[method][0]:
+                best[method] = (val, kw, merged)
         bar.update()
     res["best"] = {m: {"config": label(m, kw), "kw": kw, "val": v} for m, (v, kw, _) in best.items()}
-    for method, (_, kw, merged) in best.items():
-        score(method, merged, "test", udhr=True)
-    del best
+    for method in list(best):
+        score(method, best.pop(method)[2], "test")  # pop: one merged model in memory at a time
     bar.update()
     dim3 = merging.merge_state_dicts(W["B"], [W["V"], W["M"]], "dim3", **(dim3_kw or {}))
     score("dim3", dim3, "test", udhr=True)
@@ -480,7 +490,8 @@ def summarise(results: dict) -> dict:
     """Mean and sd over seeds of every number the card records; ``results``: {seed: run_seed(...)}.
 
     mvqa / mtext: multilingual accuracy (non-English languages) on visual / text-only questions;
-    en_vqa: English visual questions; udhr_nll: held-out UDHR, nats per token, mean over languages."""
+    en_vqa: English visual questions; udhr_nll: held-out UDHR, nats per token, mean over the non-English
+    languages (B, V, M and DiM3 only)."""
     import numpy as np
 
     from .crosslingual import thirds
@@ -497,7 +508,8 @@ def summarise(results: dict) -> dict:
         put(f"{short}_mvqa", lambda r: multilingual(r["test"][name]["vqa"]))
         put(f"{short}_mtext", lambda r: multilingual(r["test"][name]["text"]))
         put(f"{short}_en_vqa", lambda r: r["test"][name]["vqa"]["en"])
-        put(f"{short}_udhr_nll", lambda r: np.mean([v for k, v in r["test"][name]["udhr_nll"].items() if k != "en"]))
+        if "udhr_nll" in results[seeds[0]]["test"][name]:  # B, V, M and DiM3 (run_seed skips the baselines)
+            put(f"{short}_udhr_nll", lambda r: np.mean([v for k, v in r["test"][name]["udhr_nll"].items() if k != "en"]))
     base = [SHORT[b] for b in ("ta", "ties", "dare", "breadcrumbs")]
     for task in ("mvqa", "mtext"):
         metric = "vqa" if task == "mvqa" else "text"

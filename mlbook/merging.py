@@ -49,6 +49,9 @@ def rank_window(a, lo, hi):
     if hi <= lo:
         return mask.view(a.shape)
     v_lo, v_hi = _values_at_ranks(flat, lo, hi - 1)
+    inside = (flat >= v_lo) & (flat <= v_hi)
+    if int(inside.sum()) == hi - lo:  # no value at a boundary is shared with an entry outside the window
+        return inside.view(a.shape)
     mask |= (flat > v_lo) & (flat < v_hi)
     for v in {float(v_lo), float(v_hi)}:  # the tied entries at each boundary, in index order
         idx = (flat == v).nonzero()[:, 0]
@@ -65,7 +68,10 @@ def _values_at_ranks(flat, i, j, use_numpy=None):
     if flat.device.type == "cpu" if use_numpy is None else use_numpy:
         import numpy as np
 
-        part = np.partition(flat.detach().cpu().numpy(), [i, j])
+        x = flat.detach().cpu().numpy()
+        if i == 0:  # rank 0 is the minimum: one selection instead of two
+            return torch.tensor(x.min()), torch.tensor(np.partition(x, j)[j])
+        part = np.partition(x, [i, j])
         return torch.tensor(part[i]), torch.tensor(part[j])
     return flat.kthvalue(i + 1).values, flat.kthvalue(j + 1).values  # kthvalue counts from 1
 

@@ -28,6 +28,7 @@ module is cheap.
 from __future__ import annotations
 
 import contextlib
+import json
 import importlib.metadata
 import importlib.util
 import os
@@ -311,6 +312,37 @@ def _device(device: str) -> str:
     from .run import pick_device
 
     return pick_device(device)
+
+
+def truncated(name: str, n_layers: int) -> Path:
+    """A causal LM cut to its first ``n_layers`` decoder layers — embeddings, final norm and LM head kept —
+    saved once in the mlbook cache (keyed by the source checkpoint and ``n_layers``) so that ``from_pretrained``
+    loads it. A real checkpoint's own weights at a fraction of the cost: chapters' ``smoke`` profiles use it to
+    run every code path of a chapter built on a larger model."""
+    import hashlib
+
+    path = resolve(name, "causal_lm")
+    cfg = json.loads((path / "config.json").read_text())
+    total = cfg.get("num_hidden_layers")
+    if not isinstance(n_layers, int) or not 1 <= n_layers <= (total or n_layers):
+        raise ValueError(f"n_layers must be an int in 1 … {total} for {name} (got {n_layers!r})")
+    ident = hashlib.sha256()
+    for f in sorted(path.iterdir()):  # what the weights are: names, sizes and modification times of the files
+        if f.is_file():
+            ident.update(f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns};".encode())
+    key = key_of("truncated", str(path), ident.hexdigest(), n_layers)
+
+    def build(folder: Path):
+        model, tok = load_causal_lm(str(path))
+        model.model.layers = model.model.layers[:n_layers]
+        model.config.num_hidden_layers = n_layers
+        if isinstance(getattr(model.config, "layer_types", None), list):
+            model.config.layer_types = model.config.layer_types[:n_layers]
+        model.save_pretrained(folder)
+        tok.save_pretrained(folder)
+        return {"source": str(path), "n_layers": n_layers, "of": total}
+
+    return cached_folder(f"models/truncated-{path.name}-{n_layers}-{key}", build)
 
 
 def load_causal_lm(name: str = "HuggingFaceTB/SmolLM2-135M-Instruct", device: str = "cpu", dtype=None):

@@ -147,7 +147,7 @@ def fit(model, loss_fn: Callable, batches: Iterable | Callable[[int], object], *
         params=None, weight_decay: float = 0.0, betas=(0.9, 0.999), grad_clip: float | None = 1.0,
         warmup: int = 0, schedule: str = "constant", grad_accum: int = 1, ckpt_dir=None,
         save_every: int | None = None, save_last: bool = True, seed: int = 0, progress: bool = True,
-        desc: str = "train",
+        desc: str = "train", fused: bool = False,
         accelerator=None) -> dict:
     """Train ``model`` for ``steps`` optimizer steps of AdamW on ``loss_fn(model, batch)``.
 
@@ -161,6 +161,8 @@ def fit(model, loss_fn: Callable, batches: Iterable | Callable[[int], object], *
       A finished checkpoint (step == steps) returns its history without training.
       ``save_last=False`` skips the checkpoint of the final step, for a caller that saves the trained
       model itself right away (a kill before that resumes from the last periodic checkpoint).
+    - ``fused``: torch's fused AdamW kernel (one pass per parameter; on 2 CPU cores ≈4× faster per step
+      than the default per-tensor loop for a 135M model). Same update rule, different float rounding.
     - Deterministic on CPU for a given ``seed`` (every RNG is seeded at the start and restored on resume).
     """
     import torch
@@ -179,7 +181,8 @@ def fit(model, loss_fn: Callable, batches: Iterable | Callable[[int], object], *
     trainable = list(trainable)
     if not trainable:
         raise ValueError("no parameter to train: every parameter has requires_grad=False")
-    opt = torch.optim.AdamW(trainable, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    opt = torch.optim.AdamW(trainable, lr=lr, betas=tuple(betas), weight_decay=weight_decay,
+                            **({"fused": True} if fused else {}))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, steps, warmup, schedule))
     model, opt = acc.prepare(model, opt)        # the scheduler stays ours: one step per optimizer step
     raw = acc.unwrap_model(model)

@@ -61,6 +61,54 @@ def test_choice_fast_path_equals_definition_llava_with_images():
     assert not np.allclose(np.concatenate(other), np.concatenate(got), atol=1e-4)
 
 
+def test_choice_shared_heads_equal_definition_llama():
+    """Prompts grouped by a common head (run once per group) score as if each ran alone."""
+    m = _tiny_llama()
+    g = torch.Generator().manual_seed(5)
+    heads = [torch.randint(6, 64, (n,), generator=g).tolist() for n in (6, 1, 9)]
+    prompts, groups = [], []
+    for h, head in enumerate(heads):
+        for n in (1, 4, 2):  # ragged tails
+            prompts.append(head + torch.randint(6, 64, (n,), generator=g).tolist())
+            groups.append(f"g{h}")
+    prompts.append(list(heads[0]))  # a prompt that is its head: one token goes to its tail
+    groups.append("g0")
+    cands = [[torch.randint(6, 64, (k,), generator=g).tolist() for k in (1, 3)] for _ in prompts]
+    want = choice.score_naive(m, prompts, cands, end_id=2)
+    for bs in (1, 4, 64):
+        got = choice.score(m, prompts, cands, end_id=2, pad_id=0, batch_size=bs, groups=groups)
+        assert np.allclose(np.concatenate(got), np.concatenate(want), atol=1e-4), bs
+    assert choice._common_head([[1, 2, 3], [1, 2, 4, 5]]) == 2 and choice._common_head([[1, 2], [1, 2, 3]]) == 1
+    with pytest.raises(ValueError, match="group labels"):
+        choice.score(m, prompts, cands, end_id=2, groups=groups[:-1])
+
+
+def test_choice_shared_heads_equal_definition_llava():
+    m = _tiny_llava(_tiny_llama())
+    g = torch.Generator().manual_seed(6)
+    img = torch.randn(2, 3, 24, 24, generator=g)
+    prompts = [[1] + [5] * 4 + torch.randint(6, 64, (n,), generator=g).tolist() for n in (3, 1, 5, 2)]
+    groups = [0, 0, 1, 1]
+    px = img[groups]  # prompts of a group: one image
+    cands = [[[10], [11, 12]], [[13, 14, 15]], [[16], [17], [18]], [[19, 20]]]
+    want = choice.score_naive(m, prompts, cands, end_id=2, pixel_values=px)
+    got = choice.score(m, prompts, cands, end_id=2, pad_id=0, pixel_values=px, groups=groups)
+    assert np.allclose(np.concatenate(got), np.concatenate(want), atol=1e-4)
+    with pytest.raises(ValueError, match="share their image"):
+        choice.score(m, prompts, cands, end_id=2, pixel_values=img[[0, 1, 0, 1]], groups=groups)
+    with pytest.raises(ValueError, match="outside the shared head"):  # two prompts agree only on BOS
+        choice.score(m, [[1, 5, 5, 5, 5, 7], [1, 9, 5, 5, 5, 5, 8]], [[[10]], [[11]]], end_id=2,
+                     pixel_values=img[[0, 0]], groups=[0, 0])
+
+
+def test_choice_merge_buckets_trades_padding_for_passes():
+    few = choice._merge_buckets({1: [0], 2: [1], 3: [2]}, call_cost=96)  # three rows: one pass, padded to 3
+    assert few == {3: [0, 1, 2]}
+    many = choice._merge_buckets({1: list(range(500)), 9: [500]}, call_cost=96)  # padding 500 rows to 9 costs more
+    assert many == {1: list(range(500)), 9: [500]}
+    assert choice._merge_buckets({}, call_cost=96) == {}
+
+
 def test_choice_accuracy():
     assert choice.accuracy([[0.0, -1.0], [-3.0, -2.0, -5.0], [1.0, 1.0]], [0, 1, 1]) == pytest.approx(2 / 3)
     assert np.isnan(choice.accuracy([], []))
@@ -301,6 +349,33 @@ def tiny_lm_dir(tmp_path_factory):
     return d
 
 
+def test_truncated_backbone_keeps_the_first_layers(tiny_lm_dir, tmp_path, monkeypatch):
+    """models.truncated: the smoke profile's backbone — the real checkpoint's first layers, loadable, cached."""
+    from transformers import AutoModelForCausalLM
+
+    from mlbook import models
+
+    monkeypatch.setenv("MLBOOK_CACHE", str(tmp_path))
+    full = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
+    d = models.truncated(str(tiny_lm_dir), 2)
+    cut = AutoModelForCausalLM.from_pretrained(d)
+    assert cut.config.num_hidden_layers == 2 and len(cut.model.layers) == 2
+    sd, want = cut.state_dict(), full.state_dict()
+    assert not any(k.startswith("model.layers.2.") for k in sd)
+    for k, v in sd.items():
+        assert torch.equal(v, want[k]), k
+    # the same model as running the full one with its last layer skipped
+    full.model.layers = full.model.layers[:2]
+    full.config.num_hidden_layers = 2
+    x = torch.tensor([[1, 5, 9, 12]])
+    with torch.no_grad():
+        assert torch.allclose(cut(input_ids=x).logits, full(input_ids=x).logits, atol=1e-6)
+    assert models.truncated(str(tiny_lm_dir), 2) == d  # cached
+    for bad in (0, 4, 1.5):
+        with pytest.raises(ValueError, match="n_layers"):
+            models.truncated(str(tiny_lm_dir), bad)
+
+
 TINY = dict(n_images=64, vision_steps=3, align_steps=3, vqa_scenes=8, batch_size=2, lr_projector=1e-3, lr_lm=1e-3,
             vision_batch=16, progress=False)
 
@@ -356,7 +431,9 @@ def test_run_seed_records_every_number_of_the_card(tiny_lm_dir, tmp_path, monkey
         results[seed] = dim3.run_seed(str(tiny_lm_dir), langs, seed, S, grid, v_dir, m_dir, progress=False)
     r = results[0]
     assert set(r["test"]) == {"B", "V", "M", "task_arithmetic", "ties", "dare", "breadcrumbs", "dim3"}
-    assert set(r["val"]) == {dim3.label(m, kw) for m, kw in dim3.grid(grid)}
+    # only task arithmetic has several configurations: only it is swept on validation
+    assert set(r["val"]) == {dim3.label(m, kw) for m, kw in dim3.grid(grid) if m == "task_arithmetic"}
+    assert r["best"]["ties"]["val"] is None and r["best"]["task_arithmetic"]["val"] is not None
     assert len(r["sim"]["V"]["vqa"]) == 4  # embeddings + 3 layers
     m = dim3.summarise(results)
     m.update(dim3.claims(m))

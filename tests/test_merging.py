@@ -238,6 +238,12 @@ def test_rank_window_equals_the_stable_sort():
         want = torch.zeros(n, dtype=torch.bool)
         want[torch.argsort(a, stable=True)[lo:hi]] = True
         assert torch.equal(mg.rank_window(a, lo, hi), want), (trial, lo, hi)
+    for n in (1, 7, 50):  # windows from rank 0: the minimum is found without a selection
+        a = torch.randint(-2, 3, (n,), generator=g).float()
+        for hi in sorted({1, n // 2, n}):
+            want = torch.zeros(n, dtype=torch.bool)
+            want[torch.argsort(a, stable=True)[:hi]] = True
+            assert torch.equal(mg.rank_window(a, 0, hi), want), (n, hi)
     m = mg.rank_window(torch.tensor([[3.0, 1.0], [1.0, 2.0]]), 1, 3)  # shape kept; ranks 1, 2 = the second 1 and the 2
     assert m.tolist() == [[False, False], [True, True]]
 

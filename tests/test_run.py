@@ -189,3 +189,26 @@ def test_stamp_tracks_only_the_modules_a_chapter_used(tmp_path):
     assert not cli._up_to_date(stamp, stem, "smoke", {"seed": 2})
     stamp.write_text("garbage")
     assert not cli._up_to_date(stamp, stem, "smoke", {"seed": 0})
+
+
+def test_verify_hashes_a_file_once_per_process_but_sees_a_rewrite(tmp_cache, monkeypatch):
+    import os
+    import time
+
+    from mlbook import cache
+
+    def build(folder):
+        (folder / "w.bin").write_bytes(b"a" * 1000)
+
+    folder = cache.cached_folder("memo", build)
+    f = folder / "w.bin"
+    old = time.time() - 60
+    os.utime(f, (old, old))  # written a minute ago: eligible for the in-process memo
+    assert cache.verify(folder)
+    calls = []
+    real = cache.sha256_file
+    monkeypatch.setattr(cache, "sha256_file", lambda p, *a: calls.append(p) or real(p, *a))
+    assert cache.verify(folder) and calls == []  # unchanged: not hashed again
+    os.chmod(f, 0o644)
+    f.write_bytes(b"b" * 1000)  # same size, new content, new mtime
+    assert not cache.verify(folder) and len(calls) == 1
