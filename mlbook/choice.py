@@ -128,7 +128,8 @@ def _score_batch(model, prompts, candidates, end_id, pad_id, pixel_values, heads
             out = model(input_ids=h_ids.to(dev), attention_mask=h_mask.to(dev),
                         position_ids=(h_mask.cumsum(1) - 1).clamp(min=0).to(dev), use_cache=True, logits_to_keep=1, **kw)
         cache = getattr(out, "cache", None) or out.past_key_values
-        row = torch.tensor([order.index(g) for g in heads])
+        at = {g: j for j, g in enumerate(order)}
+        row = torch.tensor([at[g] for g in heads])
         cache.batch_select_indices(row.to(dev))  # one copy of its group's head per prompt
         t_ids, t_mask = left_pad(tails, pad_id)
         ids, mask = t_ids, torch.cat([h_mask[row], t_mask], 1)
