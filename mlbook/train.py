@@ -88,23 +88,32 @@ def latest_checkpoint(ckpt_dir: str | Path) -> Path | None:
     return done[-1] if done else None
 
 
-def _save_checkpoint(ckpt_dir: Path, step: int, model, opt, sched, history: dict, meta: dict) -> Path:
-    import torch
-
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=ckpt_dir, prefix=".tmp-"))
+@contextlib.contextmanager
+def _written_then_renamed(final: Path, prefix: str):
+    """Yield a fresh temporary sibling folder of ``final``; once the block has filled it, it replaces ``final``
+    by one rename (a reader sees the old folder or the new one, never half of one). On an error the
+    temporary folder is removed and ``final`` is left as it was."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=prefix))
     try:
-        weights = {n: p.detach().cpu().clone() for n, p in _trainable(model).items()}
-        torch.save(weights, tmp / _WEIGHTS)
-        torch.save({"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                    "rng": _rng_state(), "history": history, "meta": meta}, tmp / _STATE)
-        final = ckpt_dir / f"step-{step:06d}"
+        yield tmp
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _save_checkpoint(ckpt_dir: Path, step: int, model, opt, sched, history: dict, meta: dict) -> Path:
+    import torch
+
+    final = ckpt_dir / f"step-{step:06d}"
+    with _written_then_renamed(final, ".tmp-") as tmp:
+        weights = {n: p.detach().cpu().clone() for n, p in _trainable(model).items()}
+        torch.save(weights, tmp / _WEIGHTS)
+        torch.save({"step": step, "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                    "rng": _rng_state(), "history": history, "meta": meta}, tmp / _STATE)
     for old in ckpt_dir.glob("step-*"):             # keep only the newest
         if old != final:
             shutil.rmtree(old, ignore_errors=True)
@@ -318,21 +327,13 @@ def save_pretrained(model, tokenizer, folder: str | Path, *, merge_lora: bool = 
     renamed into place, so a reader never sees half a checkpoint.
     """
     folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-    try:
+    with _written_then_renamed(folder, f".{folder.name}.") as tmp:
         m = merged(model) if merge_lora and is_lora(model) else model
         m.save_pretrained(tmp, safe_serialization=True)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         for p in [tmp, *tmp.rglob("*")]:
             p.chmod(0o755 if p.is_dir() else 0o644)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return folder
 
 
