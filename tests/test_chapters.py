@@ -13,8 +13,8 @@ import math
 
 import pytest
 
-from mlbook.cli import notebook_parameters, run_chapter
-from mlbook.run import chapter_card, chapters_dir, list_chapters
+from mlbook.core.catalogue import chapter_card, chapters_dir, list_chapters
+from mlbook.tools.notebooks import notebook_parameters, run_chapter
 
 from . import regression
 

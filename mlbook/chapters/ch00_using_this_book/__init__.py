@@ -1,0 +1,1 @@
+"""Chapter 0 — using this book: the exercise checks (the chapter itself uses ``mlbook.interp``)."""

@@ -1,0 +1,174 @@
+"""Chapter 8's experiment per seed: V and M trained (cached), every merge of the grid built from them
+(V's vision tower + projector + a merged language model), each scored on validation and test; the
+summary over seeds and the paper's claims as numbers."""
+from __future__ import annotations
+
+from mlbook.interp.crosslingual import thirds
+from mlbook.merging.folders import merge_state_dicts
+from mlbook.merging.methods import METHODS
+
+from .evaluation import (
+    build_suite,
+    evaluate,
+    image_processor,
+    lm_weights,
+    load_three,
+    set_lm,
+    similarity,
+)
+
+BASELINES = ("task_arithmetic", "ties", "dare", "breadcrumbs")
+
+
+def grid(spec: dict) -> list[tuple[str, dict]]:
+    """The merge configurations of a sweep from a compact spec (the chapter card's ``grid``):
+    ``{"task_arithmetic": {"lambdas": [[1, 1], …]}, "ties": {"density": […], "lam": […]}, …}`` → every
+    combination per method, as (method, kwargs)."""
+    import itertools
+
+
+    out = []
+    for method, options in spec.items():
+        if method not in METHODS:
+            raise ValueError(f"unknown merge method {method!r} in the grid; one of {METHODS}")
+        keys = sorted(options)
+        for values in itertools.product(*(options[k] for k in keys)):
+            out.append((method, dict(zip(keys, values))))
+    return out
+
+
+def label(method: str, kw: dict) -> str:
+    """A short readable name of a configuration, e.g. ``ties(density=0.5, lam=1)``."""
+    args = ", ".join(f"{k}={v}" for k, v in sorted(kw.items()))
+    return f"{method}({args})" if args else method
+
+
+def multilingual(scores: dict) -> float:
+    """Mean over the non-English languages of a {lang: accuracy} dict."""
+    xs = [v for k, v in scores.items() if k != "en"]
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def run_seed(lm_name: str, langs: list[str], seed: int, S, grid_spec: dict, v_dir, m_dir, dim3_kw: dict | None = None,
+             chat: bool = False, device: str = "cpu", progress: bool = True) -> dict:
+    """One seed of the experiment on the checkpoints B (``lm_name``), V (``v_dir``) and M (``m_dir``): evaluate
+    B, V, M, sweep every baseline on the validation split and keep each method's best configuration (a method
+    with a single configuration in the grid skips validation: there is nothing to choose), then
+    evaluate those and DiM3 on the test split (held-out UDHR too for B, V, M and DiM3), and the per-layer
+    cross-lingual similarity of B, V, M and DiM3.
+    ``S``: the sizes (run.sizes). Returns the numbers, and the weights and suite for further use."""
+    import time
+
+    from tqdm.auto import tqdm
+
+
+    t0 = time.perf_counter()
+    B, V, M, tok = load_three(lm_name, v_dir, m_dir, device)
+    names = set(B.state_dict())
+    W = {"B": lm_weights(B, names), "V": lm_weights(V, names), "M": lm_weights(M, names)}
+    del B, M
+    suite = build_suite(tok, V, langs, S.n_val, S.n_test, seed, S.n_udhr, chat=chat, image_processor=image_processor(v_dir))
+    work = V  # one LLaVA container: V's vision tower + projector, any LM weights
+    res = {"v_dir": str(v_dir), "m_dir": str(m_dir), "test": {}, "val": {}, "sim": {}}
+
+    def score(name, weights, split, udhr=False):
+        set_lm(work, weights)
+        res[split][name] = evaluate(work, tok, suite, split, udhr=udhr)
+        return res[split][name]
+
+    configs = grid(grid_spec)
+    n_of = {m: sum(1 for m_, _ in configs if m_ == m) for m, _ in configs}
+    bar = tqdm(total=len(configs) + 6, desc=f"seed {seed}: merge + evaluate", disable=not progress)
+    for name in ("B", "V", "M"):
+        score(name, W[name], "test", udhr=True)
+        bar.update()
+    best = {}
+    for method, kw in configs:  # the sweep: every baseline configuration on the validation split
+        merged = merge_state_dicts(W["B"], [W["V"], W["M"]], method, seed=seed, **kw)
+        if n_of[method] == 1:  # nothing to choose between: no validation pass
+            best[method] = (None, kw, merged)
+        else:
+            r = score(label(method, kw), merged, "val")
+            val = 0.5 * (multilingual(r["vqa"]) + multilingual(r["text"]))
+            if method not in best or val > best[method][0]:
+                best[method] = (val, kw, merged)
+        bar.update()
+    res["best"] = {m: {"config": label(m, kw), "kw": kw, "val": v} for m, (v, kw, _) in best.items()}
+    for method in list(best):
+        score(method, best.pop(method)[2], "test")  # pop: one merged model in memory at a time
+    bar.update()
+    dim3 = merge_state_dicts(W["B"], [W["V"], W["M"]], "dim3", **(dim3_kw or {}))
+    score("dim3", dim3, "test", udhr=True)
+    bar.update()
+    for name, weights in (("B", W["B"]), ("V", W["V"]), ("M", W["M"]), ("dim3", dim3)):
+        set_lm(work, weights)
+        res["sim"][name] = {k: v.tolist() for k, v in similarity(work, tok, suite, n_scenes=S.n_sim).items()}
+    bar.update()
+    bar.close()
+    res["seconds"] = time.perf_counter() - t0
+    res["weights"], res["work"], res["tok"], res["suite"] = W | {"dim3": dim3}, work, tok, suite
+    return res
+
+
+SHORT = {"b": "B", "v": "V", "m": "M", "ta": "task_arithmetic", "ties": "ties", "dare": "dare",
+         "breadcrumbs": "breadcrumbs", "dim3": "dim3"}
+
+
+def summarise(results: dict) -> dict:
+    """Mean and sd over seeds of every number the card records; ``results``: {seed: run_seed(...)}.
+
+    mvqa / mtext: multilingual accuracy (non-English languages) on visual / text-only questions;
+    en_vqa: English visual questions; udhr_nll: held-out UDHR, nats per token, mean over the non-English
+    languages (B, V, M and DiM3 only)."""
+    import numpy as np
+
+
+    seeds = sorted(results)
+    m: dict = {"n_seeds": len(seeds)}
+
+    def put(key, per_seed):
+        xs = [float(per_seed(results[s])) for s in seeds]
+        m[key], m[key + "_std"] = float(np.mean(xs)), float(np.std(xs))
+        m[key + "_per_seed"] = xs
+
+    for short, name in SHORT.items():
+        put(f"{short}_mvqa", lambda r: multilingual(r["test"][name]["vqa"]))
+        put(f"{short}_mtext", lambda r: multilingual(r["test"][name]["text"]))
+        put(f"{short}_en_vqa", lambda r: r["test"][name]["vqa"]["en"])
+        if "udhr_nll" in results[seeds[0]]["test"][name]:  # B, V, M and DiM3 (run_seed skips the baselines)
+            put(f"{short}_udhr_nll", lambda r: np.mean([v for k, v in r["test"][name]["udhr_nll"].items() if k != "en"]))
+    base = [SHORT[b] for b in ("ta", "ties", "dare", "breadcrumbs")]
+    for task in ("mvqa", "mtext"):
+        metric = "vqa" if task == "mvqa" else "text"
+        put(f"best_baseline_{task}", lambda r: max(multilingual(r["test"][b][metric]) for b in base))
+        put(f"dim3_margin_{task}", lambda r: multilingual(r["test"]["dim3"][metric])
+            - max(multilingual(r["test"][b][metric]) for b in base))
+        put(f"dim3_gain_{task}", lambda r: multilingual(r["test"]["dim3"][metric]) - multilingual(r["test"]["V"][metric]))
+    put("dim3_en_vqa_retention", lambda r: r["test"]["dim3"]["vqa"]["en"] / max(r["test"]["V"]["vqa"]["en"], 1e-9))
+    n_layers = len(results[seeds[0]]["sim"]["V"]["vqa"]) - 1
+    parts = dict(zip(("lower", "middle", "upper"), thirds(n_layers)))
+    for kind in ("vqa", "text"):
+        for part, layers in parts.items():
+            put(f"sim_gain_{part}_{kind}", lambda r: np.mean([r["sim"]["dim3"][kind][i] - r["sim"]["V"][kind][i]
+                                                              for i in layers]))
+    put("sim_gain_middle_minus_rest", lambda r: min(
+        np.mean([r["sim"]["dim3"][k][i] - r["sim"]["V"][k][i] for i in parts["middle"]])
+        - max(np.mean([r["sim"]["dim3"][k][i] - r["sim"]["V"][k][i] for i in parts[p]]) for p in ("lower", "upper"))
+        for k in ("vqa", "text")))
+    return m
+
+
+def claims(m: dict) -> dict:
+    """The card's four claims as booleans, from :func:`summarise`'s numbers (fixed before any cpu run):
+
+    1. DiM3 beats every baseline (each at its best configuration on the validation split) on both
+       multilingual tasks: mean margin over the best baseline > 0 for mvqa and for mtext;
+    2. DiM3 ≫ V on both multilingual tasks: mean gain ≥ 0.10 and positive in every seed;
+    3. DiM3 keeps ≥ 90 % of V's English visual-question accuracy (mean of the per-seed ratios);
+    4. the cross-lingual similarity gain (DiM3 − V) is larger in the middle third of the layers than in
+       the lower and the upper third, for visual and for text prompts (the mean of min over both > 0)."""
+    gain_ok = all(m[f"dim3_gain_{t}"] >= 0.10 and min(m[f"dim3_gain_{t}_per_seed"]) > 0 for t in ("mvqa", "mtext"))
+    return {"claim1_holds": m["dim3_margin_mvqa"] > 0 and m["dim3_margin_mtext"] > 0,
+            "claim2_holds": gain_ok,
+            "claim3_holds": m["dim3_en_vqa_retention"] >= 0.90,
+            "claim4_holds": m["sim_gain_middle_minus_rest"] > 0}

@@ -1,0 +1,201 @@
+"""Training-free model merging on tensors: task arithmetic, TIES, DARE, Breadcrumbs and DiM3 (= WIDEN's
+rule: per-column magnitude/direction change, ranked, softmaxed over the models, calibrated).
+
+Notation: θ_B the base, θ_k (k = 1..K) the fine-tuned models, τ_k = θ_k − θ_B their task vectors.
+Every function takes torch tensors, computes in float32 and returns the base's dtype."""
+from __future__ import annotations
+
+EPS = 1e-8
+
+METHODS = ("task_arithmetic", "ties", "dare", "breadcrumbs", "dim3")
+
+
+def task_vector(theta, base):
+    """τ = θ − θ_B (same shape as the inputs, float32)."""
+    return theta.float() - base.float()
+
+
+def _lambdas(lambdas, k):
+    if lambdas is None:
+        return [1.0] * k
+    if isinstance(lambdas, (int, float)):
+        return [float(lambdas)] * k
+    assert len(lambdas) == k, f"{len(lambdas)} lambdas for {k} task vectors"
+    return [float(x) for x in lambdas]
+
+
+def task_arithmetic(base, deltas, lambdas=None):
+    """θ* = θ_B + Σ_k λ_k τ_k. base: any shape S; deltas: K tensors of shape S; lambdas: K floats
+    (or one float for all; default 1)."""
+    out = base.float().clone()
+    for lam, d in zip(_lambdas(lambdas, len(deltas)), deltas):
+        out += lam * d.float()  # θ* = θ_B + Σ λ_k τ_k
+    return out.to(base.dtype)
+
+
+def rank_window(a, lo, hi):
+    """Boolean mask (shape of a) of the entries whose rank in the *stable* ascending order of a lies in
+    [lo, hi): the same as ``order = argsort(a, stable=True); mask[order[lo:hi]] = True``, without the sort.
+
+    Fast path: the values at ranks lo and hi − 1 by two selections (``kthvalue``, O(n)); every entry
+    strictly between them is in; entries equal to a boundary value hold consecutive ranks in index order,
+    of which those inside the window are kept."""
+    import torch
+
+    flat = a.reshape(-1)
+    n = flat.numel()
+    lo, hi = max(0, int(lo)), min(n, int(hi))
+    mask = torch.zeros(n, dtype=torch.bool, device=a.device)
+    if hi <= lo:
+        return mask.view(a.shape)
+    v_lo, v_hi = _values_at_ranks(flat, lo, hi - 1)
+    inside = (flat >= v_lo) & (flat <= v_hi)
+    if int(inside.sum()) == hi - lo:  # no value at a boundary is shared with an entry outside the window
+        return inside.view(a.shape)
+    mask |= (flat > v_lo) & (flat < v_hi)
+    for v in {float(v_lo), float(v_hi)}:  # the tied entries at each boundary, in index order
+        idx = (flat == v).nonzero()[:, 0]
+        rank = (flat < v).sum() + torch.arange(len(idx), device=a.device)
+        mask[idx[(rank >= lo) & (rank < hi)]] = True
+    return mask.view(a.shape)
+
+
+def _values_at_ranks(flat, i, j, use_numpy=None):
+    """The values at ranks i and j of the 1-D ``flat`` sorted ascending, by selection (O(n), no sort):
+    numpy's introselect on CPU (~15× faster there than ``torch.kthvalue``), ``kthvalue`` on a GPU."""
+    import torch
+
+    if flat.device.type == "cpu" if use_numpy is None else use_numpy:
+        import numpy as np
+
+        x = flat.detach().cpu().numpy()
+        if i == 0:  # rank 0 is the minimum: one selection instead of two
+            return torch.tensor(x.min()), torch.tensor(np.partition(x, j)[j])
+        part = np.partition(x, [i, j])
+        return torch.tensor(part[i]), torch.tensor(part[j])
+    return flat.kthvalue(i + 1).values, flat.kthvalue(j + 1).values  # kthvalue counts from 1
+
+
+def _topk_mask(x, k):
+    """Boolean mask of the k entries of x with the largest |x| (ties: the earlier index wins)."""
+    return rank_window(-x.abs(), 0, k)  # ranks 0 … k−1 of −|x| ascending = the k largest |x|
+
+
+def _zeros_bool(x):
+    import torch
+
+    return torch.zeros(x.shape, dtype=torch.bool, device=x.device)
+
+
+def ties(base, deltas, density=0.5, lam=1.0):
+    """TIES-merging. base: shape S; deltas: K tensors of shape S.
+    1. trim: keep in each τ_k its int(density·n) entries of largest |value| (n = numel), zero the rest;
+    2. elect: γ = sign(Σ_k trim(τ_k)) per entry;
+    3. disjoint mean: mean over the k whose trimmed value is non-zero with sign γ (0 if none);
+    4. θ* = θ_B + lam · mean."""
+    import torch
+
+    T = torch.stack([d.float() for d in deltas])  # K × S
+    n = T[0].numel()
+    k = int(density * n)
+    trimmed = torch.stack([t * _topk_mask(t, k) for t in T])  # trim(τ_k): top-k by |τ_k|
+    gamma = torch.sign(trimmed.sum(0))  # γ = sign(Σ_k trim(τ_k))
+    agree = (torch.sign(trimmed) == gamma) & (trimmed != 0)  # A_k = {trim(τ_k) ≠ 0, sign = γ}
+    count = agree.sum(0)
+    mean = (trimmed * agree).sum(0) / count.clamp(min=1)  # τ* = Σ_{k∈A} trim(τ_k) / |A|
+    return (base.float() + lam * mean).to(base.dtype)  # θ* = θ_B + λ τ*
+
+
+def dare(delta, p, generator=None):
+    """DARE: drop each entry with probability p, rescale the survivors by 1/(1−p), so E[out] = δ.
+    Mask: keep where U ≥ p, U = torch.rand(delta.shape, generator) (one draw per entry, in order)."""
+    import torch
+
+    if p <= 0:
+        return delta.float().clone()
+    keep = torch.rand(delta.shape, generator=generator) >= p  # m ~ Bernoulli(1 − p)
+    return delta.float() * keep.to(delta.device) / (1.0 - p)  # δ̃ = m ⊙ δ / (1 − p)
+
+
+def dare_merge(base, deltas, p, lambdas=None, seed=0):
+    """θ* = θ_B + Σ_k λ_k DARE(τ_k, p), one torch.Generator seeded with `seed` drawn for τ_1, τ_2, … in order."""
+    import torch
+
+    g = torch.Generator().manual_seed(int(seed))
+    return task_arithmetic(base, [dare(d, p, g) for d in deltas], lambdas)
+
+
+def breadcrumbs(delta, density=0.7, small=0.09):
+    """Breadcrumbs mask for one tensor (boolean, shape of delta): sort |δ| ascending (stable), drop the
+    int(small·n) smallest, keep the next int(density·n), drop the rest (the largest outliers)."""
+    n = delta.numel()
+    lo = int(small * n)
+    return rank_window(delta.abs().float(), lo, min(n, lo + int(density * n)))  # keep ranks lo … hi−1 of |δ|
+
+
+def breadcrumbs_merge(base, deltas, lambdas=None, density=0.7, small=0.09):
+    """θ* = θ_B + Σ_k λ_k (mask_k ⊙ τ_k), mask_k = breadcrumbs(τ_k)."""
+    return task_arithmetic(base, [d.float() * breadcrumbs(d, density, small) for d in deltas], lambdas)
+
+
+def rank01(x):
+    """r = rank / n along the last dim, in [0, 1): rank 0 = smallest. Ties: ranks from a stable
+    argsort of argsort, so equal values get distinct ranks in index order (earlier index = lower)."""
+    import torch
+
+    n = x.shape[-1]
+    return torch.argsort(torch.argsort(x, dim=-1, stable=True), dim=-1, stable=True).float() / n
+
+
+def column_scores(r, t, c):
+    """r: K × n (K models). s = softmax over the K models per column; where r_kj > t·mean_j(r_k·),
+    s_kj = c."""
+    import torch
+
+    s = torch.softmax(r, dim=0)  # s_kj = exp(r_kj) / Σ_k' exp(r_k'j)
+    over = r > t * r.mean(dim=1, keepdim=True)  # r_kj > t · mean_j r_kj
+    return torch.where(over, torch.full_like(s, c), s)  # s_kj ← c there
+
+
+def column_changes(W_B, W_list):
+    """Steps 1–2 of DiM3 for 2-D weights (out × in): per model k and column j the magnitude change
+    ΔM_kj = |m_kj − m_Bj| and the direction change ΔD_kj = 1 − cos(u_kj, u_Bj). Returns (ΔM, ΔD), K × in."""
+    import torch
+
+    B = W_B.float()
+    Ws = torch.stack([w.float() for w in W_list])  # K × out × in
+    mB = B.norm(dim=0)  # m_Bj = ‖W_B[:, j]‖₂                              (in,)
+    mK = Ws.norm(dim=1)  # m_kj                                            K × in
+    dM = (mK - mB).abs()  # ΔM_kj = |m_kj − m_Bj|                          K × in
+    # u_j = W[:, j] / (m_j + ε) and cos(u_k, u_B) = u_k·u_B / (‖u_k‖ ‖u_B‖ + ε); with ‖u‖ = m / (m + ε) the
+    # scalings cancel into one expression of the column dot products (no normalised copies of W):
+    dot = (Ws * B).sum(1)  # W_k[:, j] · W_B[:, j]                          K × in
+    cos = dot / (mK * mB + EPS * (mK + EPS) * (mB + EPS))  # cos(u_kj, u_Bj)
+    return dM, 1.0 - cos  # ΔD_kj = 1 − cos(u_kj, u_Bj)                   K × in
+
+
+def dim3_weights(W_B, W_list, t=1.0, c=1.0):
+    """Per-column merge weights w (K × n_in) for 2-D weights W_B, W_k of shape out × in
+    (columns = input dims), or per-entry weights (K × n) for 1-D weights (no ranking, one score)."""
+    import torch
+
+    if W_B.dim() == 1:
+        d = torch.stack([(w.float() - W_B.float()).abs() for w in W_list])
+        return column_scores(d, t, c)  # s from raw |θ_k − θ_B|, w = s
+    assert W_B.dim() == 2, "dim3_weights: 1-D or 2-D weights only"
+    dM, dD = column_changes(W_B, W_list)  # steps 1–2
+    s_mag = column_scores(rank01(dM), t, c)  # 3–4: r_kj = rank_j(ΔM_kj)/n_in, softmax over k, override by c
+    s_dir = column_scores(rank01(dD), t, c)
+    return 0.5 * (s_mag + s_dir)  # 5: w_kj = ½ (s^mag_kj + s^dir_kj)
+
+
+def dim3_merge_tensor(W_B, W_list, t=1.0, c=1.0, transpose=False):
+    """DiM3 merge of one 1-D or 2-D weight: W*[:, j] = W_B[:, j] + Σ_k w_kj τ_k[:, j].
+    transpose=True (token embedding, vocab × hidden): merge W.T so one column is one token."""
+    if transpose:
+        return dim3_merge_tensor(W_B.T, [w.T for w in W_list], t, c).T.contiguous()
+    w = dim3_weights(W_B, W_list, t, c)  # K × in  (K × n for 1-D)
+    out = W_B.float().clone()
+    for wk, Wk in zip(w, W_list):
+        out += wk * task_vector(Wk, W_B)  # W* = W_B + Σ_k w_k ⊙ τ_k, w_k broadcast over rows
+    return out.to(W_B.dtype)
