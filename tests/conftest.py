@@ -44,3 +44,23 @@ def smoke_run(smoke_runs_dir):
         return out
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory):
+    """A tiny Llama with SmolLM2's tokenizer, as a local checkpoint folder (what `model` may name)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from mlbook.models import resolve
+
+    tok = AutoTokenizer.from_pretrained(resolve.resolve("smollm2", "causal_lm"))
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    d = tmp_path_factory.mktemp("tiny-lm")
+    LlamaForCausalLM(cfg).save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+

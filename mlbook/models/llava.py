@@ -12,6 +12,11 @@ How chapter 8 trains one is in ``mlbook.chapters.ch08_dim3.vision``.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
 IMAGE_TOKENS = ("<image>", "<jupyter_output>")  # the first one the tokenizer knows as a single token
 
 

@@ -8,6 +8,7 @@ per row extends the whole batch (sampling, scoring candidates from a prompt's ca
 from __future__ import annotations
 
 import random
+from typing import Any, NamedTuple
 
 
 def left_pad(seqs: list[list[int]], pad_id: int):
@@ -44,10 +45,18 @@ def positions(mask):
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def joined(prompts: list[list[int]], completions: list[list[int]], pad_id: int):
+class Joined(NamedTuple):
+    """Prompts followed by completions: ``ids`` and ``mask`` (B, T); ``ids[:, start:]`` are the completions."""
+
+    ids: Any
+    mask: Any
+    start: int
+
+
+def joined(prompts: list[list[int]], completions: list[list[int]], pad_id: int) -> Joined:
     """Prompts (left-padded) followed by completions (right-padded), for scoring a rollout.
 
-    Returns ``(ids, mask, start)`` where ``ids[:, start:]`` are the completions: the logits that
+    Returns ``Joined(ids, mask, start)`` where ``ids[:, start:]`` are the completions: the logits that
     predict completion token ``t`` sit at column ``start - 1 + t`` for every row alike.
     ``comp_mask = mask[:, start:]`` marks real completion tokens.
     """
@@ -55,7 +64,7 @@ def joined(prompts: list[list[int]], completions: list[list[int]], pad_id: int):
 
     p_ids, p_mask = left_pad(prompts, pad_id)
     c_ids, c_mask = right_pad(completions, pad_id)
-    return torch.cat([p_ids, c_ids], 1), torch.cat([p_mask, c_mask], 1), p_ids.shape[1]
+    return Joined(torch.cat([p_ids, c_ids], 1), torch.cat([p_mask, c_mask], 1), p_ids.shape[1])
 
 
 class EpochOrder:

@@ -5,13 +5,19 @@ from __future__ import annotations
 import unicodedata
 
 
+def char_script(ch: str) -> str:
+    """The ISO 15924 script of one character (``Zyyy`` common, ``Zinh`` inherited), as Unicode assigns it."""
+    from fontTools.unicodedata import script  # fontTools comes with matplotlib
+
+    return script(ch)
+
+
 def dominant_script(s: str) -> str | None:
     """Dominant ISO 15924 script among the letters (category L*) of s; None if there are none.
     Japanese (kana present next to Han) is reported as 'Jpan'; Hangul as 'Hang'."""
     from collections import Counter
 
-    from fontTools import unicodedata as fu  # fontTools comes with matplotlib
-    counts = Counter(fu.script(c) for c in s if unicodedata.category(c).startswith("L"))
+    counts = Counter(char_script(c) for c in s if unicodedata.category(c).startswith("L"))
     for common in ("Zyyy", "Zinh", "Zzzz"):
         counts.pop(common, None)
     if not counts:

@@ -86,11 +86,13 @@ def _ipc_kernel_manager():
     return IPCKernelManager
 
 
-def _inputs_digest(stem: str, profile: str, params: dict, modules: list[str] | None) -> str:
+def inputs_digest(stem: str, profile: str, params: dict, modules: list[str] | None, package: Path | None = None) -> str:
     """What a chapter's result depends on: notebook, card, parameters, and the mlbook modules
-    its last run imported (recorded by ``Run.finish``); all of mlbook when that is unknown."""
+    its last run imported (recorded by ``Run.finish``: dotted names such as ``mlbook.interp.lens``, each
+    a module file or a package's ``__init__.py`` under ``package``, the mlbook folder by default); all
+    of mlbook when that is unknown."""
     h = hashlib.sha256()
-    pkg = Path(__file__).resolve().parents[1]  # the mlbook package
+    pkg = Path(package) if package is not None else Path(__file__).resolve().parents[1]  # the mlbook package
     files = [chapters_dir() / f"{stem}.ipynb", chapters_dir() / f"{stem}.yml"]
     if modules is None:
         files += sorted(pkg.rglob("*.py"))
@@ -104,7 +106,8 @@ def _inputs_digest(stem: str, profile: str, params: dict, modules: list[str] | N
             files += [f for f in (pkg / rel.with_suffix(".py"), pkg / rel / "__init__.py") if f.exists()]
     for f in files:
         if f.exists():
-            h.update(f.relative_to(pkg.parent).as_posix().encode())
+            base = pkg.parent if f.is_relative_to(pkg.parent) else chapters_dir().parent
+            h.update(f.relative_to(base).as_posix().encode())
             h.update(f.read_bytes())
     h.update(json.dumps([profile, params], sort_keys=True, default=str).encode())
     return h.hexdigest()
@@ -113,7 +116,7 @@ def _inputs_digest(stem: str, profile: str, params: dict, modules: list[str] | N
 def _up_to_date(stamp: Path, stem: str, profile: str, params: dict) -> bool:
     try:
         saved = json.loads(stamp.read_text())
-        return saved["digest"] == _inputs_digest(stem, profile, params, saved["modules"])
+        return saved["digest"] == inputs_digest(stem, profile, params, saved["modules"])
     except (OSError, ValueError, KeyError, TypeError):
         return False
 
@@ -161,7 +164,7 @@ def run_chapter(chapter: str, profile: str = "cpu", params: dict | None = None, 
     tmp_nb.replace(nb_out)
     env_file = metrics_dir / "environment.json"
     modules = json.loads(env_file.read_text()).get("mlbook_modules") if env_file.exists() else None
-    stamp.write_text(json.dumps({"modules": modules, "digest": _inputs_digest(stem, profile, params, modules)}))
+    stamp.write_text(json.dumps({"modules": modules, "digest": inputs_digest(stem, profile, params, modules)}))
     print(f"{stem}: done in {time.time() - t0:.0f} s → {nb_out}; metrics in {metrics_dir}")
     return metrics_dir
 

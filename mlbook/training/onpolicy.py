@@ -66,7 +66,7 @@ def final_hidden(model, ids, mask):
 
 def completion_hidden(model, batch_part, comp_mask):
     """(N, d): the hidden states that predict the N real completion tokens of a joined batch."""
-    ids, mask, start = batch_part
+    ids, mask, start = batch_part                      # a text.batching.Joined
     dev = next(unwrap(model).parameters()).device
     h = final_hidden(model, ids.to(dev), mask.to(dev))
     L = comp_mask.shape[1]

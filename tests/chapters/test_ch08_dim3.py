@@ -8,116 +8,10 @@ import pytest
 import torch
 
 from mlbook.chapters.ch08_dim3 import evaluation, experiment, scenes, training, vision
-from mlbook.interp import crosslingual
-from mlbook.models import llava, loading, resolve
-from mlbook.text import choice
-
-
-def _tiny_llama(seed=0, vocab=64):
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
-                      tie_word_embeddings=True)
-    return LlamaForCausalLM(cfg).eval()
-
-
-def _tiny_llava(lm, seed=1, image_token_id=5):
-    from transformers import LlavaConfig, LlavaForConditionalGeneration
-
-    torch.manual_seed(seed)
-    cfg = LlavaConfig(vision_config=llava.vision_config(hidden=16, layers=1, heads=2, image_size=24, patch=12).to_dict(),
-                      text_config=lm.config.to_dict(), image_token_id=image_token_id,
-                      vision_feature_select_strategy="full", vision_feature_layer=-1, image_seq_length=4)
-    m = LlavaForConditionalGeneration(cfg)
-    m.model.language_model.load_state_dict(lm.model.state_dict())
-    m.tie_weights()
-    return m.eval()
-
-
-# ------------------------------------------------------------------ choice
-
-
-def test_choice_fast_path_equals_definition_llama():
-    m = _tiny_llama()
-    g = torch.Generator().manual_seed(3)
-    prompts = [torch.randint(6, 64, (n,), generator=g).tolist() for n in (7, 2, 12, 5)]  # ragged: left padding
-    cands = [[torch.randint(6, 64, (k,), generator=g).tolist() for k in ks] for ks in ([1, 3, 2], [2], [4, 1], [1, 1, 1, 1])]
-    want = choice.score_naive(m, prompts, cands, end_id=2)
-    for bs in (1, 3, 32):
-        got = choice.score(m, prompts, cands, end_id=2, pad_id=0, batch_size=bs)
-        assert np.allclose(np.concatenate(got), np.concatenate(want), atol=1e-4), bs
-
-
-def test_choice_fast_path_equals_definition_llava_with_images():
-    m = _tiny_llava(_tiny_llama())
-    g = torch.Generator().manual_seed(4)
-    px = torch.randn(3, 3, 24, 24, generator=g)
-    prompts = [[5] * 4 + torch.randint(6, 64, (n,), generator=g).tolist() for n in (3, 6, 1)]
-    cands = [[[10], [11, 12]], [[13, 14, 15]], [[16], [17], [18]]]
-    want = choice.score_naive(m, prompts, cands, end_id=2, pixel_values=px)
-    got = choice.score(m, prompts, cands, end_id=2, pad_id=0, pixel_values=px)
-    assert np.allclose(np.concatenate(got), np.concatenate(want), atol=1e-4)
-    # the image matters: another image, other scores
-    other = choice.score(m, prompts, cands, end_id=2, pad_id=0, pixel_values=px.flip(0))
-    assert not np.allclose(np.concatenate(other), np.concatenate(got), atol=1e-4)
-
-
-def test_choice_shared_heads_equal_definition_llama():
-    """Prompts grouped by a common head (run once per group) score as if each ran alone."""
-    m = _tiny_llama()
-    g = torch.Generator().manual_seed(5)
-    heads = [torch.randint(6, 64, (n,), generator=g).tolist() for n in (6, 1, 9)]
-    prompts, groups = [], []
-    for h, head in enumerate(heads):
-        for n in (1, 4, 2):  # ragged tails
-            prompts.append(head + torch.randint(6, 64, (n,), generator=g).tolist())
-            groups.append(f"g{h}")
-    prompts.append(list(heads[0]))  # a prompt that is its head: one token goes to its tail
-    groups.append("g0")
-    cands = [[torch.randint(6, 64, (k,), generator=g).tolist() for k in (1, 3)] for _ in prompts]
-    want = choice.score_naive(m, prompts, cands, end_id=2)
-    for bs in (1, 4, 64):
-        got = choice.score(m, prompts, cands, end_id=2, pad_id=0, batch_size=bs, groups=groups)
-        assert np.allclose(np.concatenate(got), np.concatenate(want), atol=1e-4), bs
-    assert choice._common_head([[1, 2, 3], [1, 2, 4, 5]]) == 2 and choice._common_head([[1, 2], [1, 2, 3]]) == 1
-    with pytest.raises(ValueError, match="group labels"):
-        choice.score(m, prompts, cands, end_id=2, groups=groups[:-1])
-
-
-def test_choice_shared_heads_equal_definition_llava():
-    m = _tiny_llava(_tiny_llama())
-    g = torch.Generator().manual_seed(6)
-    img = torch.randn(2, 3, 24, 24, generator=g)
-    prompts = [[1] + [5] * 4 + torch.randint(6, 64, (n,), generator=g).tolist() for n in (3, 1, 5, 2)]
-    groups = [0, 0, 1, 1]
-    px = img[groups]  # prompts of a group: one image
-    cands = [[[10], [11, 12]], [[13, 14, 15]], [[16], [17], [18]], [[19, 20]]]
-    want = choice.score_naive(m, prompts, cands, end_id=2, pixel_values=px)
-    got = choice.score(m, prompts, cands, end_id=2, pad_id=0, pixel_values=px, groups=groups)
-    assert np.allclose(np.concatenate(got), np.concatenate(want), atol=1e-4)
-    with pytest.raises(ValueError, match="share their image"):
-        choice.score(m, prompts, cands, end_id=2, pixel_values=img[[0, 1, 0, 1]], groups=groups)
-    with pytest.raises(ValueError, match="outside the shared head"):  # two prompts agree only on BOS
-        choice.score(m, [[1, 5, 5, 5, 5, 7], [1, 9, 5, 5, 5, 5, 8]], [[[10]], [[11]]], end_id=2,
-                     pixel_values=img[[0, 0]], groups=[0, 0])
-
-
-def test_choice_merge_buckets_trades_padding_for_passes():
-    few = choice._merge_buckets({1: [0], 2: [1], 3: [2]}, call_cost=96)  # three rows: one pass, padded to 3
-    assert few == {3: [0, 1, 2]}
-    many = choice._merge_buckets({1: list(range(500)), 9: [500]}, call_cost=96)  # padding 500 rows to 9 costs more
-    assert many == {1: list(range(500)), 9: [500]}
-    assert choice._merge_buckets({}, call_cost=96) == {}
-
-
-def test_choice_accuracy():
-    assert choice.accuracy([[0.0, -1.0], [-3.0, -2.0, -5.0], [1.0, 1.0]], [0, 1, 1]) == pytest.approx(2 / 3)
-    assert np.isnan(choice.accuracy([], []))
-
-
-# ------------------------------------------------------------------ scenes
+from mlbook.models import llava
+from tests.tiny import WordTokenizer
+from tests.tiny import llama as _tiny_llama
+from tests.tiny import llava as _tiny_llava
 
 
 def test_scenes_are_seeded_and_consistent():
@@ -170,37 +64,10 @@ def test_scene_items_are_parallel_across_languages():
         assert it["candidates"][it["gold"]] == it["answer"]
 
 
-# ------------------------------------------------------------------ vlm
-
-
-class _Tok:
-    """A whitespace tokenizer over a fixed vocabulary, with the few methods vlm uses."""
-
-    def __init__(self):
-        self.vocab = {w: i for i, w in enumerate(["<pad>", "<s>", "</s>", "<unk>", "\n", "<image>"] +
-                                                 "what colour is the shape red blue context".split())}
-        self.eos_token_id, self.unk_token_id, self.pad_token_id, self.bos_token_id = 2, 3, 0, 1
-
-    def get_vocab(self):
-        return self.vocab
-
-    def convert_tokens_to_ids(self, t):
-        return self.vocab.get(t, 3)
-
-    def convert_ids_to_tokens(self, i):
-        return {v: k for k, v in self.vocab.items()}[i]
-
-    def __call__(self, text, add_special_tokens=False):
-        out = []
-        for line_i, line in enumerate(text.split("\n")):
-            if line_i:
-                out.append(4)
-            out += [self.vocab.get(w, 3) for w in line.split()]
-        return {"input_ids": out}
 
 
 def test_prompt_ids_expand_one_placeholder():
-    tok = _Tok()
+    tok = WordTokenizer()
     assert llava.image_token(tok) == "<image>"
     ids = vision.prompt_ids(tok, "what colour", n_image=4, image_id=5)
     assert ids == [1, 5, 5, 5, 5, 4, 6, 7, 4]  # BOS, 4 image placeholders, newline, question, newline
@@ -233,32 +100,6 @@ def test_answer_loss_equals_masked_cross_entropy():
     assert torch.allclose(vision.answer_loss(v, batch), want, atol=1e-5)
 
 
-def test_pixel_values_match_the_image_processor():
-    imgs = scenes.draw_many(scenes.sample_scenes(3, 0), 0)
-    from PIL import Image
-
-    ref = llava.image_processor(48)(images=[Image.fromarray(x) for x in imgs], return_tensors="pt")["pixel_values"]
-    assert torch.allclose(llava.pixel_values(imgs), ref, atol=1e-5)
-
-
-def test_build_copies_the_language_model(tmp_path):
-    from transformers import LlavaForConditionalGeneration, SiglipVisionModel
-
-    lm = _tiny_llama(5, vocab=64)
-    tok = _Tok()
-    tower = SiglipVisionModel(llava.vision_config(hidden=16, layers=1, heads=2, image_size=24, patch=12))
-    v = llava.build(lm, tower, tok)
-    assert v.config.image_token_id == 5 and llava.n_image_tokens(v) == 4
-    ids = torch.tensor([[7, 8, 9, 10]])
-    assert torch.allclose(v(input_ids=ids).logits, lm(input_ids=ids).logits, atol=1e-5)  # text-only: the LM itself
-    assert v.lm_head.weight.data_ptr() == v.model.language_model.embed_tokens.weight.data_ptr()
-    v.save_pretrained(tmp_path / "v")
-    w = LlavaForConditionalGeneration.from_pretrained(tmp_path / "v")
-    px = torch.randn(1, 3, 24, 24)
-    ids = torch.tensor([[5] * 4 + [7, 8]])
-    assert torch.allclose(w(input_ids=ids, pixel_values=px).logits, v(input_ids=ids, pixel_values=px).logits, atol=1e-5)
-
-
 def test_align_projector_moves_only_the_projector():
 
     lm = _tiny_llama(9)
@@ -279,28 +120,6 @@ def test_align_projector_moves_only_the_projector():
     assert hist["loss"][-1] < hist["loss"][0]
     for k, x in v.state_dict().items():
         assert torch.equal(x, before[k]) != ("multi_modal_projector" in k), k
-
-
-# ------------------------------------------------------------------ crosslingual
-
-
-def test_pooled_states_and_similarity():
-    m = _tiny_llama(6)
-    ids = [[7, 8, 9, 10], [11, 12]]
-    pool = [[0, 1, 1, 0], [1, 1]]
-    got = crosslingual.pooled_states(m, ids, pool, batch_size=1)
-    assert got.shape == (2, 4, 32)
-    with torch.no_grad():
-        hs = m(input_ids=torch.tensor([ids[0]]), output_hidden_states=True).hidden_states
-    want = torch.stack([h[0, 1:3].mean(0) for h in hs])
-    assert torch.allclose(got[0], want, atol=1e-5)
-    sim = crosslingual.layer_similarity(got, got)
-    assert torch.allclose(sim, torch.ones(4), atol=1e-5)
-    lo, mid, hi = crosslingual.thirds(30)
-    assert (list(lo), list(mid), list(hi)) == (list(range(1, 11)), list(range(11, 21)), list(range(21, 31)))
-
-
-# ------------------------------------------------------------------ dim3 plumbing
 
 
 def test_lm_weights_are_copies_and_set_lm_round_trips():
@@ -330,52 +149,6 @@ def test_grid_label_and_multilingual():
         experiment.grid({"average": {}})
 
 
-# ------------------------------------------------------------------ the cached fine-tunes, end to end on a tiny LM
-
-
-@pytest.fixture(scope="module")
-def tiny_lm_dir(tmp_path_factory):
-    """A tiny Llama with SmolLM2's tokenizer, as a local checkpoint folder (what `model` may name)."""
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-
-
-    tok = AutoTokenizer.from_pretrained(resolve.resolve("smollm2", "causal_lm"))
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      tie_word_embeddings=True, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
-    d = tmp_path_factory.mktemp("tiny-lm")
-    LlamaForCausalLM(cfg).save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
-
-
-def test_truncated_backbone_keeps_the_first_layers(tiny_lm_dir, tmp_path, monkeypatch):
-    """loading.truncated: the smoke profile's backbone — the real checkpoint's first layers, loadable, cached."""
-    from transformers import AutoModelForCausalLM
-
-
-
-    monkeypatch.setenv("MLBOOK_CACHE", str(tmp_path))
-    full = AutoModelForCausalLM.from_pretrained(tiny_lm_dir)
-    d = loading.truncated(str(tiny_lm_dir), 2)
-    cut = AutoModelForCausalLM.from_pretrained(d)
-    assert cut.config.num_hidden_layers == 2 and len(cut.model.layers) == 2
-    sd, want = cut.state_dict(), full.state_dict()
-    assert not any(k.startswith("model.layers.2.") for k in sd)
-    for k, v in sd.items():
-        assert torch.equal(v, want[k]), k
-    # the same model as running the full one with its last layer skipped
-    full.model.layers = full.model.layers[:2]
-    full.config.num_hidden_layers = 2
-    x = torch.tensor([[1, 5, 9, 12]])
-    with torch.no_grad():
-        assert torch.allclose(cut(input_ids=x).logits, full(input_ids=x).logits, atol=1e-6)
-    assert loading.truncated(str(tiny_lm_dir), 2) == d  # cached
-    for bad in (0, 4, 1.5):
-        with pytest.raises(ValueError, match="n_layers"):
-            loading.truncated(str(tiny_lm_dir), bad)
 
 
 TINY = dict(n_images=64, vision_steps=3, align_steps=3, vqa_scenes=8, batch_size=2, lr_projector=1e-3, lr_lm=1e-3,

@@ -5,38 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from mlbook.chapters.ch01_gluscope import experiment
-from mlbook.interp import glu, hooks, neuronview
+from mlbook.interp import glu, hooks
+from tests.tiny import glu_lm as _tiny
+from tests.tiny import windows as _windows
 
 K = 4  # top-k examples in the tests
 
 
-def _tiny(kind: str, seed: int = 0):
-    from transformers import (
-        Gemma3ForCausalLM,
-        Gemma3TextConfig,
-        LlamaConfig,
-        LlamaForCausalLM,
-    )
-
-    torch.manual_seed(seed)
-    common = dict(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
-                  num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
-    if kind == "llama":
-        return LlamaForCausalLM(LlamaConfig(**common)).eval()
-    return Gemma3ForCausalLM(Gemma3TextConfig(**common, head_dim=16, sliding_window=8)).eval()
 
 
-def _windows(n: int = 7, seed: int = 0):
-    """Texts of different lengths (so batches are padded); odd texts open with a 'BOS' that is not counted."""
-    from datasets import Dataset
-
-    g = torch.Generator().manual_seed(seed)
-    rows = []
-    for i in range(n):
-        length = int(torch.randint(5, 20, (1,), generator=g))
-        rows.append({"text": i, "input_ids": torch.randint(3, 97, (length,), generator=g).tolist(), "first": i % 2})
-    return Dataset.from_list(rows)
 
 
 def _reference(model, windows, k: int = K):
@@ -161,68 +138,3 @@ def test_dataset_has_one_row_per_neuron():
     assert (row["layer"], row["neuron"]) == (1, 5)
     assert len(row["pp_top_texts"]) == K
     assert sum(row[f"{c}_freq"] for c in glu.SHORT) == pytest.approx(1.0)
-
-
-def test_case_contrast_finds_a_planted_difference_and_not_a_null():
-    """Two cases that peak on disjoint token groups are detected; exchangeable ones are not."""
-    from datasets import Dataset
-
-    vocab, d, n = 40, 8, 30
-    g = torch.Generator().manual_seed(0)
-    centres = torch.randn(2, d, generator=g)
-    emb = torch.cat([centres[0] + 0.3 * torch.randn(20, d, generator=g),
-                     centres[1] + 0.3 * torch.randn(20, d, generator=g)])
-    texts = Dataset.from_list([{"input_ids": [t]} for t in range(vocab)])
-    rng = np.random.default_rng(0)
-    planted = {"pp_top_texts": [rng.integers(0, 20, 8).tolist() for _ in range(n)],
-               "mm_top_texts": [rng.integers(20, 40, 8).tolist() for _ in range(n)]}
-    mixed = {"pp_top_texts": [rng.integers(0, 40, 8).tolist() for _ in range(n)],
-             "mm_top_texts": [rng.integers(0, 40, 8).tolist() for _ in range(n)]}
-    for case in (planted, mixed):
-        case.update({"pp_top_positions": [[0] * 8] * n, "mm_top_positions": [[0] * 8] * n})
-    hit = experiment.case_contrast(planted, texts, emb, n_neurons=n, n_perm=99)
-    miss = experiment.case_contrast(mixed, texts, emb, n_neurons=n, n_perm=99)
-    assert hit["share_significant"] > 0.9 and hit["binom_p"] < 1e-6 and hit["jaccard"] == 0
-    assert miss["share_significant"] < 0.25 and miss["binom_p"] > 1e-3
-
-
-class _ByteTokenizer:
-    """Token i is byte i: enough to test how the viewer splits text into pieces."""
-
-    def decode(self, ids, skip_special_tokens=False):
-        return bytes(int(i) % 256 for i in ids).decode("utf-8", errors="replace")
-
-
-def test_token_pieces_give_each_character_once():
-
-
-    text = "día ☃ x"
-    ids = list(text.encode("utf-8"))
-    pieces = neuronview.token_pieces(_ByteTokenizer(), ids)
-    assert len(pieces) == len(ids) and "".join(pieces) == text
-    assert neuronview.token_pieces(_ByteTokenizer(), ids[2:])[0] == ""    # a character cut by the window
-
-
-def test_layer_post_stops_early_and_matches_the_cache():
-
-
-    model = _tiny("gemma", 4)
-    seqs = [[5, 6, 7, 8, 9], [10, 11, 12]]
-    post = neuronview.layer_post(model, seqs, 0)
-    for b, seq in enumerate(seqs):
-        _, cache = hooks.run_with_cache(model, torch.tensor([seq]), [hooks.addr(0, "mlp_post")])
-        torch.testing.assert_close(post[b, :len(seq)], cache[hooks.addr(0, "mlp_post")][0])
-
-
-def test_neuron_page_is_self_contained_html():
-
-
-    model, windows = _tiny("llama", 5), _windows(6, 5)
-    stats = glu.collect(model, windows, batch_size=3, top_k=K, compile=False, progress=False)
-    ds = glu.to_dataset(stats, glu.weight_cosines(model))
-    page = neuronview.neuron_page(model, _ByteTokenizer(), ds, windows, 1, 7, n=2, label="tiny")
-    html = neuronview.static_viewer([("tiny L1.N7", page)])
-    assert "<script" not in html and "http" not in html and "<link" not in html
-    for case in glu.CASES:
-        assert case in html
-    assert html.count("font-family:monospace") <= 4 * 2

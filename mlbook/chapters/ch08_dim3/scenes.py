@@ -11,6 +11,11 @@ Everything is drawn from a seed with numpy: the same seed gives the same scenes,
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
 import json
 from dataclasses import dataclass
 from functools import lru_cache
