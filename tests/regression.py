@@ -17,10 +17,12 @@ REF_DIR = Path(__file__).parent / "regression"
 def regression_cells(nb) -> "nbformat.NotebookNode":
     """A notebook holding only the cells tagged ``regression``, with volatile fields dropped."""
     out = nbformat.v4.new_notebook()
-    for i, c in enumerate(nb.cells):
+    k = 0
+    for c in nb.cells:
         if c.cell_type == "code" and "regression" in c.metadata.get("tags", []):
             keep = nbformat.v4.new_code_cell(c.source)
-            keep.id = f"regression-{i}"
+            keep.id = f"regression-{k}"    # the k-th regression cell: other cells may come and go around it
+            k += 1
             keep.outputs = [o for o in c.outputs if o.get("output_type") in ("execute_result", "display_data", "stream")
                             and "application/vnd.jupyter.widget-view+json" not in o.get("data", {})  # progress bars
                             and o.get("name") != "stderr"]
@@ -31,15 +33,21 @@ def regression_cells(nb) -> "nbformat.NotebookNode":
     return out
 
 
+def has_regression_cells(executed: Path) -> bool:
+    return bool(regression_cells(nbformat.read(executed, as_version=4)).cells)
+
+
 def diff(stem: str, executed: Path) -> str:
-    """'' when the regression cells match the reference (or no reference exists), else a readable diff."""
+    """'' when the regression cells match the reference, else a readable diff.  A chapter with cells tagged
+    ``regression`` must have a reference (a missing one is reported as a difference)."""
     from pytest_notebook.diffing import diff_notebooks, diff_to_string
 
     ref_path = REF_DIR / f"{stem}.smoke.ipynb"
-    if not ref_path.exists():
-        return ""
-    ref = nbformat.read(ref_path, as_version=4)
     new = regression_cells(nbformat.read(executed, as_version=4))
+    if not ref_path.exists():
+        return (f"{stem} has {len(new.cells)} cells tagged 'regression' but no reference {ref_path}; create it with "
+                f"python -m tests.regression {stem} EXECUTED.ipynb") if new.cells else ""
+    ref = nbformat.read(ref_path, as_version=4)
     d = diff_notebooks(ref, new)
     return diff_to_string(ref, d, use_color=False) if d else ""
 

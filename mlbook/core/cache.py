@@ -138,3 +138,24 @@ def cached_folder(name: str, builder: Callable[[Path], dict | None], *, verify_o
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+def source_digest(*modules: str) -> str:
+    """A short hash of the source files of the named modules (a package: every ``.py`` below it), so that a
+    cache key changes when the code that builds an entry changes, not only its parameters."""
+    import importlib.util
+
+    h = hashlib.sha256()
+    for name in sorted(set(modules)):
+        spec = importlib.util.find_spec(name)
+        if spec is None:
+            raise ModuleNotFoundError(f"source_digest: no module {name!r}")
+        if spec.submodule_search_locations:
+            root = Path(list(spec.submodule_search_locations)[0])
+            files = sorted(root.rglob("*.py"))
+        else:
+            root, files = Path(spec.origin).parent, [Path(spec.origin)]
+        for f in files:
+            h.update(f"{name}:{f.relative_to(root).as_posix()}".encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:12]

@@ -18,9 +18,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from . import evidence
 from .cache import atomic_write_text
 from .catalogue import chapter_card, repo_root, resolve_chapter
 from .scorecard import claims_rows
+from .summary import reproducibility
 
 PROFILES = ("smoke", "cpu", "gpu")
 
@@ -96,6 +98,11 @@ def environment() -> dict:
             pass
     env = {"python": platform.python_version(), "platform": platform.platform(), "packages": pkgs,
            "cpu_count": os.cpu_count()}
+    lock = repo_root() / "requirements.lock"
+    if lock.exists():  # which pinned environment this is (make setup installs requirements.lock)
+        import hashlib
+
+        env["lock_sha256"] = hashlib.sha256(lock.read_bytes()).hexdigest()
     if "torch" in sys.modules:
         import torch
 
@@ -173,13 +180,33 @@ class Run:
         atomic_write_text(self.out_dir / "environment.json", json.dumps(_jsonable(env), indent=1))
         return env
 
+    def verdicts(self) -> dict:
+        """Each claim's verdict from the units the chapter recorded (``mlbook.core.evidence``): records
+        ``<claim>_verdict`` and, per test, ``<statistic>_lo/_hi/_mde/_n``; returns them."""
+        metrics = json.loads((self.out_dir / "metrics.json").read_text())
+        out = {}
+        for cid, r in evidence.evaluate_claims(chapter_card(self.chapter)["claims"], metrics, seed=self.seed).items():
+            out.update(evidence.flat(cid, r))
+        self.record(**out)
+        return out
+
     def claims_table(self):
-        """The chapter's claims with the recorded numbers (a pandas Styler: full text, no index)."""
+        """The replication check: each claim, the paper's number, ours with its 95 % interval, the verdict, the
+        verdict the card predicted for this profile and the minimal detectable effect (a pandas Styler)."""
         import pandas as pd
 
+        self.verdicts()
         metrics = json.loads((self.out_dir / "metrics.json").read_text())
-        rows = claims_rows(self.chapter, metrics, env={"seeds": self.seeds})
+        rows = claims_rows(self.chapter, metrics, self.profile, env={"seeds": self.seeds})
         return pd.DataFrame(rows).style.hide(axis="index")
+
+    def summary(self):
+        """This run's reproducibility summary (``mlbook.core.summary``), as Markdown."""
+        from IPython.display import Markdown
+
+        metrics = json.loads((self.out_dir / "metrics.json").read_text())
+        env = {"seeds": self.seeds, "device": self.device, "sizes": vars(self.sizes)}
+        return Markdown(reproducibility(self.chapter, self.profile, metrics, env, heading_level=3))
 
 
 def start(chapter: str, profile: str = "cpu", seed: int = 0, seeds: list[int] | None = None,

@@ -1,15 +1,20 @@
-"""The scorecard: one row per claim of every chapter, built from recorded metrics.
+"""The scorecard: one row per claim of every chapter, built from recorded metrics and the cards.
 
-Numbers come from ``results/<profile>/<chapter>/metrics.json`` (written by
-``mlbook.record``); claims come from each chapter's card.  Nothing is typed by hand.
+Numbers come from ``results/<profile>/<chapter>/metrics.json`` (written by ``mlbook.record``); claims, their
+tests and the predicted verdicts come from each chapter's card; the verdict and its interval are computed by
+``mlbook.core.evidence`` from the recorded units.  A result whose inputs changed since it was produced is
+marked *stale* (``mlbook.core.provenance``).  Nothing is typed by hand.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from . import evidence
 from .cache import atomic_write_text
 from .catalogue import chapter_card, list_chapters, repo_root
+from .provenance import freshness
+from .summary import reproducibility
 
 
 def load_metrics(stem: str, profile: str, results: Path | None = None) -> tuple[dict, dict]:
@@ -22,64 +27,60 @@ def load_metrics(stem: str, profile: str, results: Path | None = None) -> tuple[
     return out[0], out[1]
 
 
-def _fmt(v) -> str:
+def _fmt(v, digits: int = 3) -> str:
     if v is None:
         return "—"
     if isinstance(v, bool):
         return "yes" if v else "no"
     if isinstance(v, float):
-        return f"{v:.3g}"
+        return f"{v:.{digits}g}"
     return str(v)
 
 
-def _as_list(x) -> list:
-    return [] if x is None else list(x) if isinstance(x, (list, tuple)) else [x]
+def claim_results(claims: list[dict], metrics: dict) -> dict:
+    """Each claim's verdict and tests on ``metrics``, premises applied (``{}`` when the chapter has not
+    recorded its units: a run of older code)."""
+    try:
+        return evidence.evaluate_claims(claims, metrics)
+    except (KeyError, ValueError):
+        return {}
 
 
-def _ours(claim: dict, metrics: dict) -> str:
-    """Our number(s) for a claim: ``ours`` may name one metric or several (one per model), each
-    with its spread over seeds (``spread``, same length) when recorded."""
-    keys, spreads = _as_list(claim.get("ours")), _as_list(claim.get("spread"))
-    parts = []
-    for i, k in enumerate(keys):
-        if k not in metrics:
-            parts.append("—")
-            continue
-        part = _fmt(metrics[k])
-        sp = spreads[i] if i < len(spreads) else None
-        if sp and metrics.get(sp) is not None:
-            part += f" ± {_fmt(metrics[sp])}"
-        parts.append(part)
-    return " / ".join(parts) if any(p != "—" for p in parts) else "—"
+def ours(result: dict | None) -> str:
+    """Each test's estimate with its 95 % interval, e.g. ``+0.012 [-0.004, +0.029]``; tests joined by ' · '."""
+    if result is None:
+        return "—"
+    return " · ".join(evidence.fmt_interval(t) for t in result["tests"])
 
 
-def holds(claim: dict, metrics: dict):
-    """True / False from the claim's boolean metric, None when not recorded."""
-    v = metrics.get(claim.get("holds"))
-    return None if v is None else bool(v)
+def mde_text(result: dict | None) -> str:
+    if result is None:
+        return "—"
+    return " · ".join(_fmt(t["mde"], 2) for t in result["tests"])
 
 
-def claims_rows(stem: str, metrics: dict, gpu_metrics: dict | None = None, env: dict | None = None) -> list[dict]:
-    """The chapter's claims joined with its metrics: what the replication table shows."""
-    rows = []
-    for c in chapter_card(stem)["claims"]:
-        h = holds(c, metrics)
-        row = {"claim": c.get("claim", c["id"]), "paper": c.get("paper", ""), "ours": _ours(c, metrics),
-               "holds?": "—" if h is None else ("yes" if h else "no")}
-        if gpu_metrics is not None:
-            hg = holds(c, gpu_metrics)
-            row["ours (gpu)"] = _ours(c, gpu_metrics)
-            row["holds? (gpu)"] = "—" if hg is None else ("yes" if hg else "no")
+def prediction(claim: dict, profile: str) -> str:
+    return (claim.get("predict") or {}).get(profile) or "—"
+
+
+def claims_rows(stem: str, metrics: dict, profile: str, env: dict | None = None) -> list[dict]:
+    """The chapter's claims joined with one run's metrics: what the chapter's replication table shows."""
+    rows, claims = [], chapter_card(stem)["claims"]
+    results = claim_results(claims, metrics)
+    for c in claims:
+        r = results.get(c["id"])
+        row = {"claim": c.get("claim", c["id"]), "paper": c.get("paper", ""),
+               "ours (95 % interval)": ours(r), "verdict": r["verdict"] if r else "—",
+               "predicted": prediction(c, profile), "MDE": mde_text(r)}
         if env is not None:
             row["seeds"] = ", ".join(map(str, env.get("seeds", []))) or "—"
-        if c.get("expected_failure"):
-            row["note"] = c["expected_failure"]
         rows.append(row)
     return rows
 
 
 def table(profiles=("cpu", "gpu"), results: Path | None = None) -> list[dict]:
-    """All chapters' claims as flat rows (chapter, claim, paper, ours per profile, holds per profile)."""
+    """All chapters' claims as flat rows: per profile the estimate with interval, the verdict, the MDE, the
+    prediction and whether the result is stale."""
     rows = []
     for stem in list_chapters():
         try:
@@ -87,15 +88,26 @@ def table(profiles=("cpu", "gpu"), results: Path | None = None) -> list[dict]:
         except FileNotFoundError:
             continue
         runs = {p: load_metrics(stem, p, results) for p in profiles}
+        state = {p: freshness(stem, p, results) for p in profiles}
+        verdicts = {p: claim_results(card["claims"], runs[p][0]) if runs[p][0] else {} for p in profiles}
         for c in card["claims"]:
             row = {"chapter": stem, "id": c["id"], "claim": c.get("claim", ""), "paper": c.get("paper", "")}
+            notes = []
             for p in profiles:
                 m, env = runs[p]
-                h = holds(c, m)
-                row[f"ours ({p})"] = _ours(c, m)
-                row[f"holds ({p})"] = "—" if h is None else ("yes" if h else "no")
+                r = verdicts[p].get(c["id"])
+                row[f"ours ({p})"] = ours(r)
+                row[f"verdict ({p})"] = (r["verdict"] + (" (stale)" if state[p] == "stale" else "")) if r else "—"
+                row[f"MDE ({p})"] = mde_text(r)
+                row[f"predicted ({p})"] = prediction(c, p)
                 row[f"seeds ({p})"] = ", ".join(map(str, env.get("seeds", []))) if env else "—"
-            row["note"] = c.get("expected_failure") or ""
+                row[f"state ({p})"] = state[p]
+                if r and r["verdict"] != "holds":          # the paper reports the claim as holding
+                    mech = (c.get("mechanism") or {}).get(p)
+                    why = f" (premise {r['premise_unmet']} not established; measured: {r['measured']})" \
+                        if r.get("premise_unmet") else ""
+                    notes.append(f"{p}: {r['verdict']}{why}" + (f" — {mech}" if mech else ""))
+            row["note"] = "; ".join(notes)
             rows.append(row)
     return rows
 
@@ -105,37 +117,44 @@ def _md_escape(s: str) -> str:
 
 
 def markdown(profiles=("cpu", "gpu"), results: Path | None = None) -> str:
-    """The scorecard page as MyST markdown: a summary, then one table per chapter."""
+    """The scorecard page as MyST markdown: a summary, each chapter's reproducibility summary, its table."""
     rows = table(profiles, results)
     lines = [
         "# Scorecard",
         "",
-        "Every claim of every chapter, with the number we measured at each profile and whether the claim holds.",
-        "This page is generated by `mlbook scorecard` from the recorded metrics (`results/<profile>/<chapter>/metrics.json`);",
-        "no number on it is typed by hand. A dash means that the chapter has not been run at that profile.",
-        "A claim that does not hold at our scale is reported as not holding; the note gives the reason.",
+        "Every claim of every chapter, with the number we measured at each profile, its 95 % bootstrap interval,",
+        "the verdict it supports (holds / does not hold / inconclusive), the minimal detectable effect (MDE) of the",
+        "comparison at that profile's sizes, and the verdict the chapter's card predicted before the run.",
+        "This page is generated by `mlbook scorecard` from the recorded metrics (`results/<profile>/<chapter>/`)",
+        "and the cards; no number on it is typed by hand. A dash means that the chapter has not been run at that",
+        "profile; *stale* means that the chapter's code, notebook or card changed since that result was produced.",
         "",
     ]
     if not rows:
         lines.append("*No chapter with claims has been run yet.*")
         return "\n".join(lines) + "\n"
-    n = {p: sum(r[f"holds ({p})"] == "yes" for r in rows) for p in profiles}
-    ran = {p: sum(r[f"holds ({p})"] != "—" for r in rows) for p in profiles}
-    lines += ["**Claims holding:** " + "; ".join(f"{n[p]} of {ran[p]} checked at `{p}`" for p in profiles) + ".", ""]
-    cols = ["claim", "paper"] + [f"{k} ({p})" for p in profiles for k in ("ours", "holds")]
+    for p in profiles:
+        done = [r for r in rows if r[f"verdict ({p})"] != "—"]
+        if done:
+            counts = {v: sum(r[f"verdict ({p})"].startswith(v) for r in done) for v in evidence.VERDICTS}
+            lines.append(f"- `{p}`: {len(done)} claims checked — " + ", ".join(f"{n} {v}" for v, n in counts.items()
+                                                                            if n) + ".")
+    lines.append("")
+    cols = ["claim", "paper"] + [f"{k} ({p})" for p in profiles for k in ("ours", "verdict", "MDE", "predicted")]
     for stem in dict.fromkeys(r["chapter"] for r in rows):
         mine = [r for r in rows if r["chapter"] == stem]
         lines += [f"## {chapter_card(stem).get('title', stem)}", ""]
-        seeds = [f"`{p}`: {mine[0][f'seeds ({p})']}" for p in profiles if mine[0][f"seeds ({p})"] not in ("", "—")]
-        if seeds:
-            lines += [f"Chapter `{stem}`; seeds — " + "; ".join(seeds) + ".", ""]
+        for p in profiles:
+            m, env = load_metrics(stem, p, results)
+            if m:
+                lines += [reproducibility(stem, p, m, env, state=mine[0][f"state ({p})"], heading_level=3), ""]
         lines.append("| " + " | ".join(cols) + " |")
         lines.append("|" + "---|" * len(cols))
         for r in mine:
             lines.append("| " + " | ".join(_md_escape(r.get(c, "")) for c in cols) + " |")
         notes = [f"- {r['id']}: {r['note']}" for r in mine if r["note"]]
         if notes:
-            lines += ["", "Claims that do not hold at our scale, and why:", *notes]
+            lines += ["", "Where our verdict differs from the paper's, and why:", *notes]
         lines.append("")
     return "\n".join(lines) + "\n"
 

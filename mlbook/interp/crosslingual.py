@@ -38,11 +38,16 @@ def pooled_states(model, inputs: list[list[int]], pool: list[list[int]], pad_id:
     return torch.cat(out)
 
 
-def layer_similarity(states_a, states_b):
-    """Per-layer mean cosine between paired pooled states (n, L + 1, d) → (L + 1,) tensor."""
+def pair_similarity(states_a, states_b):
+    """Per pair and layer, the cosine between paired pooled states (n, L + 1, d) → (n, L + 1) tensor."""
     import torch.nn.functional as F
 
-    return F.cosine_similarity(states_a, states_b, dim=-1).mean(0)
+    return F.cosine_similarity(states_a, states_b, dim=-1)
+
+
+def layer_similarity(states_a, states_b):
+    """Per-layer mean cosine between paired pooled states (n, L + 1, d) → (L + 1,) tensor."""
+    return pair_similarity(states_a, states_b).mean(0)
 
 
 def thirds(n_layers: int) -> tuple[range, range, range]:

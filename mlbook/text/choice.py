@@ -200,8 +200,13 @@ def _merge_buckets(buckets: dict, call_cost: int = 96) -> dict:
     return out
 
 
+def correct(scores: list[list[float]], gold: list[int]) -> list[bool]:
+    """Per item: is its highest-scoring candidate the gold one (ties: the first candidate wins)?"""
+    return [max(range(len(s)), key=s.__getitem__) == g for s, g in zip(scores, gold)]
+
+
 def accuracy(scores: list[list[float]], gold: list[int]) -> float:
     """Share of items whose highest-scoring candidate is the gold one (ties: the first candidate wins)."""
     if not gold:
         return float("nan")
-    return sum(max(range(len(s)), key=s.__getitem__) == g for s, g in zip(scores, gold)) / len(gold)
+    return sum(correct(scores, gold)) / len(gold)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import ast
 import functools
-import hashlib
 import json
 import time
 from pathlib import Path
 
 from mlbook.core.catalogue import chapters_dir, repo_root, resolve_chapter
 from mlbook.core.context import check_profile
+from mlbook.core.provenance import inputs_digest, write_inputs
 
 
 def notebook_parameters(nb_path: Path) -> dict:
@@ -86,33 +86,6 @@ def _ipc_kernel_manager():
     return IPCKernelManager
 
 
-def inputs_digest(stem: str, profile: str, params: dict, modules: list[str] | None, package: Path | None = None) -> str:
-    """What a chapter's result depends on: notebook, card, parameters, and the mlbook modules
-    its last run imported (recorded by ``Run.finish``: dotted names such as ``mlbook.interp.lens``, each
-    a module file or a package's ``__init__.py`` under ``package``, the mlbook folder by default); all
-    of mlbook when that is unknown."""
-    h = hashlib.sha256()
-    pkg = Path(package) if package is not None else Path(__file__).resolve().parents[1]  # the mlbook package
-    files = [chapters_dir() / f"{stem}.ipynb", chapters_dir() / f"{stem}.yml"]
-    if modules is None:
-        files += sorted(pkg.rglob("*.py"))
-    else:
-        for m in modules:
-            parts = m.split(".")[1:]
-            if not parts:
-                files.append(pkg / "__init__.py")
-                continue
-            rel = Path(*parts)
-            files += [f for f in (pkg / rel.with_suffix(".py"), pkg / rel / "__init__.py") if f.exists()]
-    for f in files:
-        if f.exists():
-            base = pkg.parent if f.is_relative_to(pkg.parent) else chapters_dir().parent
-            h.update(f.relative_to(base).as_posix().encode())
-            h.update(f.read_bytes())
-    h.update(json.dumps([profile, params], sort_keys=True, default=str).encode())
-    return h.hexdigest()
-
-
 def _up_to_date(stamp: Path, stem: str, profile: str, params: dict) -> bool:
     try:
         saved = json.loads(stamp.read_text())
@@ -165,6 +138,7 @@ def run_chapter(chapter: str, profile: str = "cpu", params: dict | None = None, 
     env_file = metrics_dir / "environment.json"
     modules = json.loads(env_file.read_text()).get("mlbook_modules") if env_file.exists() else None
     stamp.write_text(json.dumps({"modules": modules, "digest": inputs_digest(stem, profile, params, modules)}))
+    write_inputs(metrics_dir, stem, profile, params, modules)   # what produced this result, next to it
     print(f"{stem}: done in {time.time() - t0:.0f} s → {nb_out}; metrics in {metrics_dir}")
     return metrics_dir
 

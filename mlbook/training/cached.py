@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from mlbook.core.cache import cache_dir, cached_folder, verify
+from mlbook.core.cache import cache_dir, cached_folder, source_digest, verify
 
 from .checkpoint import save_pretrained
 from .fit import fit
@@ -16,12 +16,19 @@ from .fit import fit
 TRAINING_LOG = "training_log.json"   # what a trained folder's training wrote down: curves, sizes, seconds
 
 
-def trained_folder(name: str, build: Callable[[Path, Path], dict]) -> tuple[Path, dict]:
-    """``(folder, log)``: ``<mlbook cache>/<name>``, built once by ``build(folder, ckpt_dir) -> log``.
+TRAINING_CODE = ("mlbook.training", "mlbook.text")   # the loop, the losses and the batching: part of every key
+
+
+def trained_folder(name: str, build: Callable[[Path, Path], dict], code: tuple[str, ...] = ()) -> tuple[Path, dict]:
+    """``(folder, log)``: ``<mlbook cache>/<name>-<code digest>``, built once by ``build(folder, ckpt_dir) -> log``.
+
+    The name carries a digest of the source of ``code`` (module or package names: what defines the data and
+    the model) and of ``TRAINING_CODE``, so an entry trained by older code is never returned for newer code.
 
     ``build`` trains, fills ``folder`` and returns its training log (JSON-serialisable), which is kept as
     ``folder/TRAINING_LOG``; ``ckpt_dir`` is where its ``fit`` may checkpoint (removed once the folder is
     complete).  A cached folder without the log (written by older code) is rebuilt."""
+    name = f"{name}-{source_digest(*TRAINING_CODE, *code)}"
     ckpt = cache_dir() / f"{name}.ckpt"
 
     def builder(folder: Path):
@@ -44,12 +51,13 @@ def read_log(folder: str | Path) -> dict:
 
 
 def fit_cached(name: str, setup: Callable[[], tuple], tokenizer=None, *, save_every: int | None = None,
-               **fit_kwargs) -> tuple[Path, dict]:
+               code: tuple[str, ...] = (), **fit_kwargs) -> tuple[Path, dict]:
     """Train once and keep the result: ``(folder, history)``.
 
     ``setup()`` returns ``(model, loss_fn, batches)``.  The trained model is saved with
     ``save_pretrained`` (with ``tokenizer``) in ``<mlbook cache>/<name>/model``, its ``fit`` history as
-    the folder's training log; a second call returns them without training.
+    the folder's training log; a second call returns them without training.  ``code``: the modules whose
+    source is part of the cache key (those ``setup`` builds the model, the loss and the batches with).
     """
     def build(folder: Path, ckpt: Path) -> dict:
         model, loss_fn, batches = setup()
@@ -57,4 +65,4 @@ def fit_cached(name: str, setup: Callable[[], tuple], tokenizer=None, *, save_ev
         save_pretrained(model, tokenizer, folder / "model")
         return hist
 
-    return trained_folder(name, build)
+    return trained_folder(name, build, code)

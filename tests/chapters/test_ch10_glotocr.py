@@ -53,9 +53,13 @@ def test_disjoint_and_claim_arithmetic():
     assert m["A_untrained_wrong_script"] == 1.0 and m["A_untrained_known_script"] == 1.0
     assert m["trained_cer_old_document_high"] == pytest.approx(0.2) and np.isnan(m["trained_cer_plain_low"])
     assert m["degradation_cer_high"] == pytest.approx(0.2) and m["degradation_acc5_high"] == 1.0
-    held = evaluation.claim_holds(m, ["A", "B"])
-    assert held["claim1a_holds"] and held["claim1b_holds"] and held["claim2_holds"]
-    assert not held["claim3_holds"]                                          # no trained Low-tier pairs: NaN > 0 is False
+    df["id"] = df["script"]                       # one line per script, read in both profiles
+    u = evaluation.claim_units([df], ["A", "B"], pretrained=("A", "B"))   # one seed: one stratum per sample
+    assert u["tier_mid_minus_high__units"] == {"minus": [[[0.45]], [[0.0]]]}            # the line's mean over A and B
+    assert u["A_coverage_gap__units"]["minus"] == [[[0.9, 0.9]], [[0.0]]]
+    assert u["A_untrained_known_script__units"] == [[1.0, 1.0]] and u["B_untrained_correct__units"] == [[0.0]]
+    assert u["degradation_cer_high__units"] == [[pytest.approx(0.2), pytest.approx(0.2)]]   # (engine, line) pairs
+    assert u["degradation_cer_low__units"] == [[float("nan")]] or np.isnan(u["degradation_cer_low__units"][0][0])
     s = evaluation.scores(df[df.profile == "PLAIN"], by=("engine", "tier"))
     assert s.loc[("A", "High"), "acc@0"] == 1.0 and s.loc[("A", "Low"), "acc@10"] == 0.0 and s.loc[("B", "Mid"), "n"] == 1
 

@@ -1,22 +1,66 @@
-"""mlbook.run, mlbook.cache, mlbook.cli and mlbook.scorecard: the harness itself."""
+"""mlbook.core.scorecard and mlbook.core.summary: verdicts with intervals from recorded units, predictions, and
+stale results."""
 from __future__ import annotations
 
-import pytest
+import json
 
-from mlbook.core import catalogue, context, scorecard
+import numpy as np
+
+from mlbook.core import catalogue, context, provenance, scorecard, summary
 
 
-# ---------------------------------------------------------------- scorecard
-def test_scorecard_is_built_from_metrics(tmp_path, monkeypatch):
-    stem = next((s for s in catalogue.list_chapters() if catalogue.chapter_card(s)["claims"]), None)
-    if stem is None:
-        pytest.skip("no chapter declares claims yet")
-    claim = catalogue.chapter_card(stem)["claims"][0]
+def _record_units(folder, stem, value: float, n: int = 200):
+    """Record every claim statistic of the card with units around ``value`` (a planted effect)."""
+    rng = np.random.default_rng(0)
+    m = {}
+    for c in catalogue.chapter_card(stem)["claims"]:
+        for t in c["tests"]:
+            units = (t["threshold"] + value + rng.normal(0, 0.05, n)).tolist()
+            m[t["statistic"]], m[t["statistic"] + "__units"] = float(np.mean(units)), units
+    context.record(folder, **m)
+
+
+def test_scorecard_shows_intervals_verdicts_and_predictions(tmp_path):
+    stem = "00_using_this_book"
     res = tmp_path / "results"
-    ours = claim["ours"] if isinstance(claim["ours"], list) else [claim["ours"]]
-    context.record(res / "cpu" / stem, **{ours[0]: 0.123456, claim["holds"]: False})
-    rows = [r for r in scorecard.table(results=res) if r["chapter"] == stem and r["id"] == claim["id"]]
-    assert rows[0]["ours (cpu)"].startswith("0.123") and rows[0]["holds (cpu)"] == "no"
-    assert rows[0]["holds (gpu)"] == "—"
+    _record_units(res / "cpu" / stem, stem, +0.2)
+    rows = [r for r in scorecard.table(results=res) if r["chapter"] == stem]
+    assert rows[0]["verdict (cpu)"].startswith("holds") and rows[0]["verdict (gpu)"] == "—"
+    assert "[" in rows[0]["ours (cpu)"] and rows[0]["predicted (cpu)"] == "holds"
+    assert rows[0]["state (cpu)"] == "unknown"           # no inputs.json: nobody can tell which code produced it
     page = scorecard.markdown(results=res)
-    assert "0.123" in page and "# Scorecard" in page
+    assert "# Scorecard" in page and "Reproducibility summary" in page and "holds" in page
+
+
+def test_a_reversed_result_gets_a_note_and_the_summary_flags_the_missed_prediction(tmp_path):
+    stem = "00_using_this_book"
+    res = tmp_path / "results"
+    _record_units(res / "cpu" / stem, stem, -0.2)
+    row = next(r for r in scorecard.table(results=res) if r["chapter"] == stem)
+    assert row["verdict (cpu)"].startswith("does not hold") and "cpu: does not hold" in row["note"]
+    metrics = json.loads((res / "cpu" / stem / "metrics.json").read_text())
+    text = summary.reproducibility(stem, "cpu", metrics, {"seeds": [0]})
+    assert "**does not hold** — predicted *holds*" in text and "Scope" in text and "What was difficult" in text
+
+
+def test_stale_results_are_marked(tmp_path, monkeypatch):
+    stem = "00_using_this_book"
+    res = tmp_path / "results"
+    folder = res / "cpu" / stem
+    _record_units(folder, stem, +0.2)
+    provenance.write_inputs(folder, stem, "cpu", {"profile": "cpu", "out_dir": "/somewhere"}, ["mlbook", "mlbook.core"])
+    assert provenance.freshness(stem, "cpu", res) == "fresh"
+    rec = json.loads((folder / provenance.INPUTS).read_text())
+    rec["digest"] = "0" * 64                               # as if produced by other code
+    (folder / provenance.INPUTS).write_text(json.dumps(rec))
+    assert provenance.freshness(stem, "cpu", res) == "stale"
+    row = next(r for r in scorecard.table(results=res) if r["chapter"] == stem)
+    assert row["verdict (cpu)"].endswith("(stale)")
+    assert provenance.freshness(stem, "gpu", res) == "missing"
+
+
+def test_the_digest_ignores_where_a_result_goes():
+    stem = "00_using_this_book"
+    a = provenance.inputs_digest(stem, "cpu", {"profile": "cpu", "out_dir": "/a"}, ["mlbook"])
+    assert a == provenance.inputs_digest(stem, "cpu", {"profile": "cpu", "out_dir": "/b"}, ["mlbook"])
+    assert a != provenance.inputs_digest(stem, "cpu", {"profile": "cpu", "seed": 1}, ["mlbook"])

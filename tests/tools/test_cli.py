@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mlbook.core import catalogue
+from mlbook.core import catalogue, provenance
 from mlbook.tools import notebooks
 
 
@@ -38,11 +38,11 @@ def test_notebook_parameters_reads_literals(tmp_path):
 def test_stamp_tracks_only_the_modules_a_chapter_used(tmp_path):
     stem = catalogue.list_chapters()[0]
     used = ["mlbook", "mlbook.core.context", "mlbook.interp.lens"]
-    d = notebooks.inputs_digest(stem, "smoke", {"seed": 0}, used)
-    assert d == notebooks.inputs_digest(stem, "smoke", {"seed": 0}, used)
-    assert d != notebooks.inputs_digest(stem, "smoke", {"seed": 1}, used)          # parameters count
-    assert d != notebooks.inputs_digest(stem, "cpu", {"seed": 0}, used)            # so does the profile
-    assert d != notebooks.inputs_digest(stem, "smoke", {"seed": 0}, used + ["mlbook.interp.hooks"])
+    d = provenance.inputs_digest(stem, "smoke", {"seed": 0}, used)
+    assert d == provenance.inputs_digest(stem, "smoke", {"seed": 0}, used)
+    assert d != provenance.inputs_digest(stem, "smoke", {"seed": 1}, used)          # parameters count
+    assert d != provenance.inputs_digest(stem, "cpu", {"seed": 0}, used)            # so does the profile
+    assert d != provenance.inputs_digest(stem, "smoke", {"seed": 0}, used + ["mlbook.interp.hooks"])
     stamp = tmp_path / "x.stamp"
     stamp.write_text(json.dumps({"modules": used, "digest": d}))
     assert notebooks._up_to_date(stamp, stem, "smoke", {"seed": 0})
@@ -63,7 +63,7 @@ def test_digest_follows_the_modules_a_chapter_imported_and_no_others(tmp_path):
     stem = catalogue.list_chapters()[0]
     used = ["mlbook", "mlbook.core", "mlbook.core.context", "mlbook.interp", "mlbook.interp.lens",
             "mlbook.chapters.ch01_x.experiment"]
-    digest = lambda: notebooks.inputs_digest(stem, "smoke", {}, used, package=pkg)  # noqa: E731
+    digest = lambda: provenance.inputs_digest(stem, "smoke", {}, used, package=pkg)  # noqa: E731
     before = digest()
     (pkg / "interp/hooks.py").write_text("C = 2\n")                     # not imported by the chapter
     assert digest() == before

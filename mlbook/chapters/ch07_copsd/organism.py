@@ -159,7 +159,8 @@ def warm_start(*, resources: dict[str, int], helped: dict[str, int], seed: int =
                 "params": sum(p.numel() for p in model.parameters()), "loss": hist["loss"], "seconds": hist["seconds"]}
         return info
 
-    return trained_folder(f"copsd/start-{key_of(CODE_VERSION, args)}", build)[0]
+    return trained_folder(f"copsd/start-{key_of(CODE_VERSION, args)}", build,
+                          code=("mlbook.chapters.ch07_copsd", "mlbook.models.tiny_llama"))[0]
 
 
 def load(folder: Path, device: str = "cpu"):

@@ -175,7 +175,8 @@ def majority(answers: list) -> float | None:
 def sample_metrics(answers: list[list], golds: list) -> dict:
     """avg@k, pass@k, maj@k over problems, from the extracted answers of k samples per problem; also
     ``format`` (share of samples with a well-formed answer) and ``identical`` (share of problems whose
-    k samples are all right or all wrong: as a GRPO group of k, they would carry no signal)."""
+    k samples are all right or all wrong: as a GRPO group of k, they would carry no signal), and
+    ``per_problem``: each problem's avg and format share."""
     import numpy as np
 
     correct = [[a is not None and abs(a - g) < 1e-9 for a in ans] for ans, g in zip(answers, golds)]
@@ -184,7 +185,10 @@ def sample_metrics(answers: list[list], golds: list) -> dict:
             "pass": float(np.mean([any(c) for c in correct])),
             "maj": float(np.mean([m is not None and abs(m - g) < 1e-9 for m, g in zip(maj, golds)])),
             "format": float(np.mean([[a is not None for a in ans] for ans in answers])),
-            "identical": float(np.mean([all(c) or not any(c) for c in correct]))}
+            "identical": float(np.mean([all(c) or not any(c) for c in correct])),
+            # per problem, in the problems' order: the resampling units of the chapter's claims
+            "per_problem": {"avg": [float(np.mean(c)) for c in correct],
+                            "format": [float(np.mean([a is not None for a in ans])) for ans in answers]}}
 
 
 def evaluate(model, tokenizer, problems: list[tuple], *, k: int, max_new_tokens: int, prompt=None,

@@ -116,6 +116,9 @@ def evaluate(model, tok, suite: Suite, split: str, udhr: bool = False, batch_siz
         out[kind] = {lang: choice.accuracy([s for s, it in zip(scores, its) if it["lang"] == lang],
                                            [g for g, it in zip(gold, its) if it["lang"] == lang])
                      for lang in suite.langs}
+        out[f"{kind}_correct"] = [int(c) for c in choice.correct(scores, gold)]   # per item, in the suite's order
+    out["item_langs"] = [it["lang"] for it in its]
+    out["item_chance"] = [1 / len(it["candidates"]) for it in its]   # a guess's accuracy on each item
     if udhr:
         out["udhr_nll"] = {lang: udhr_nll(model, paras) for lang, paras in suite.udhr.items()}
     return out
@@ -139,8 +142,9 @@ def udhr_nll(model, paragraphs: list[list[int]]) -> float:
 def similarity(model, tok, suite: Suite, split: str = "test", n_scenes: int | None = None) -> dict:
     """Per-layer cross-lingual similarity (``crosslingual``): each item in a target language paired with
     the same scene and question kind in English, pooled over the question's tokens; for visual prompts
-    (``vqa``, same image on both sides) and text prompts (``text``, same English description). ``n_scenes``:
-    use the first n scenes of the split only."""
+    (``vqa``, same image on both sides) and text prompts (``text``, same English description), as the mean
+    over pairs (``vqa``, ``text``: (L + 1,)) and per pair (``vqa_pairs``, ``text_pairs``: (pairs, L + 1)).
+    ``n_scenes``: use the first n scenes of the split only."""
 
     data = suite.splits[split]
     its, px = data["items"], data["pixels"]
@@ -158,5 +162,6 @@ def similarity(model, tok, suite: Suite, split: str = "test", n_scenes: int | No
         pool = [[0] * (len(t) - x["n_question"]) + [1] * x["n_question"] for t, x in zip(ids, uniq)]
         pv = px[[x["scene"] for x in uniq]] if kind == "vqa" else None
         states = xl.pooled_states(model, ids, pool, tok.pad_token_id, pixel_values=pv)
-        out[kind] = xl.layer_similarity(*(states[[at[id(p[side])] for p in pairs]] for side in (0, 1)))
+        per_pair = xl.pair_similarity(*(states[[at[id(p[side])] for p in pairs]] for side in (0, 1)))
+        out[kind], out[f"{kind}_pairs"] = per_pair.mean(0), per_pair
     return out

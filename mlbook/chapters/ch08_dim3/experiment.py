@@ -158,17 +158,66 @@ def summarise(results: dict) -> dict:
     return m
 
 
-def claims(m: dict) -> dict:
-    """The card's four claims as booleans, from :func:`summarise`'s numbers (fixed before any cpu run):
+RETENTION = 0.90   # claim 3: DiM3 keeps at least this share of V's English visual-question accuracy
 
-    1. DiM3 beats every baseline (each at its best configuration on the validation split) on both
-       multilingual tasks: mean margin over the best baseline > 0 for mvqa and for mtext;
-    2. DiM3 ≫ V on both multilingual tasks: mean gain ≥ 0.10 and positive in every seed;
-    3. DiM3 keeps ≥ 90 % of V's English visual-question accuracy (mean of the per-seed ratios);
-    4. the cross-lingual similarity gain (DiM3 − V) is larger in the middle third of the layers than in
-       the lower and the upper third, for visual and for text prompts (the mean of min over both > 0)."""
-    gain_ok = all(m[f"dim3_gain_{t}"] >= 0.10 and min(m[f"dim3_gain_{t}_per_seed"]) > 0 for t in ("mvqa", "mtext"))
-    return {"claim1_holds": m["dim3_margin_mvqa"] > 0 and m["dim3_margin_mtext"] > 0,
-            "claim2_holds": gain_ok,
-            "claim3_holds": m["dim3_en_vqa_retention"] >= 0.90,
-            "claim4_holds": m["sim_gain_middle_minus_rest"] > 0}
+
+def claim_units(results: dict) -> dict:
+    """The claims' statistics and resampling units (one stratum per seed) from ``{seed: run_seed(...)}``, for
+    ``mlbook.core.evidence``: test items, paired across the merges (every model answers the same items);
+    for claim 4 the (target-language item, its English twin) pairs of the similarity.
+
+    - ``dim3_margin_<task>``: DiM3 minus the best baseline of the seed (by its test accuracy), per item in the
+      non-English languages; ``dim3_gain_<task>``: DiM3 minus V, per such item;
+    - ``dim3_en_retention_margin``: DiM3's correctness minus RETENTION × V's, per English visual item (> 0 ⟺
+      DiM3 keeps more than RETENTION of V's accuracy);
+    - ``sim_middle_minus_<lower|upper>_<kind>``: per pair, the similarity gain (DiM3 − V) averaged over the
+      middle third of the layers minus the same average over the lower (upper) third;
+    - the premise: ``v_en_vqa_above_chance`` (V's correctness minus a guess's, per English visual item) and
+      ``m_minus_b_mtext`` (M minus B, per non-English item in words)."""
+    import numpy as np
+
+    seeds = sorted(results)
+    base = [SHORT[b] for b in ("ta", "ties", "dare", "breadcrumbs")]
+    units: dict = {}
+
+    def items(r, name, kind):
+        t = r["test"][name]
+        return np.array(t[f"{kind}_correct"], float), np.array(t["item_langs"])
+
+    for task, kind in (("mvqa", "vqa"), ("mtext", "text")):
+        margin, gain = [], []
+        for s in seeds:
+            r = results[s]
+            d, langs = items(r, "dim3", kind)
+            other = langs != "en"
+            best = max(base, key=lambda b: multilingual(r["test"][b][kind]))
+            margin.append((d - items(r, best, kind)[0])[other].tolist())
+            gain.append((d - items(r, "V", kind)[0])[other].tolist())
+        units[f"dim3_margin_{task}__units"], units[f"dim3_gain_{task}__units"] = margin, gain
+    ret = []
+    for s in seeds:
+        d, langs = items(results[s], "dim3", "vqa")
+        ret.append((d - RETENTION * items(results[s], "V", "vqa")[0])[langs == "en"].tolist())
+    units["dim3_en_retention_margin__units"] = ret
+    # the premise: the parents of the merge learned their tasks (V sees: English visual questions above chance;
+    # M reads the languages: questions in words better than B)
+    units["v_en_vqa_above_chance__units"] = [
+        (items(results[s], "V", "vqa")[0] - np.array(results[s]["test"]["V"]["item_chance"]))[
+            items(results[s], "V", "vqa")[1] == "en"].tolist() for s in seeds]
+    units["m_minus_b_mtext__units"] = [
+        (items(results[s], "M", "text")[0] - items(results[s], "B", "text")[0])[items(results[s], "M", "text")[1] != "en"].tolist()
+        for s in seeds]
+    n_layers = len(results[seeds[0]]["sim"]["V"]["vqa"]) - 1
+    parts = dict(zip(("lower", "middle", "upper"), thirds(n_layers)))
+    for kind in ("vqa", "text"):
+        for side in ("lower", "upper"):
+            per_seed = []
+            for s in seeds:
+                g = np.array(results[s]["sim"]["dim3"][f"{kind}_pairs"]) - np.array(results[s]["sim"]["V"][f"{kind}_pairs"])
+                per_seed.append((g[:, list(parts["middle"])].mean(1) - g[:, list(parts[side])].mean(1)).tolist())
+            units[f"sim_middle_minus_{side}_{kind}__units"] = per_seed
+    out = {}
+    for key, u in units.items():
+        out[key] = u
+        out[key[: -len("__units")]] = float(np.mean([np.mean(x) for x in u]))   # the statistic: mean of seed means
+    return out

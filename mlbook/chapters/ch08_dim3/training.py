@@ -52,7 +52,8 @@ def _templates_key():
 
 def _folder(kind: str, parts: dict, build) -> Path:
     """The cached folder of V or M: ``build(folder, ckpt) -> training log``, trained once (resumable at ``ckpt``)."""
-    return trained_folder(f"dim3/{kind}-{key_of(kind, VERSION, parts, _templates_key())}", build)[0]
+    return trained_folder(f"dim3/{kind}-{key_of(kind, VERSION, parts, _templates_key())}", build,
+                          code=("mlbook.chapters.ch08_dim3", "mlbook.models.llava"))[0]
 
 
 def train_vision_model(lm_name: str, seed: int, *, n_images: int, vision_steps: int, align_steps: int,

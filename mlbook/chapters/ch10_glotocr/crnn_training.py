@@ -151,6 +151,7 @@ def trained_crnn(make_samples, alphabet: str, key, **train_kw):
         state["built"] = True
         return {"losses": losses, "n_samples": len(samples), "seconds": time.perf_counter() - t0}
 
-    folder, log = trained_folder(f"models/glotocr-crnn-{key_of(key, alphabet, train_kw, HEIGHT, SQUEEZE, 3)}", build)
+    folder, log = trained_folder(f"models/glotocr-crnn-{key_of(key, alphabet, train_kw, HEIGHT, SQUEEZE, 3)}", build,
+                                 code=("mlbook.chapters.ch10_glotocr", "mlbook.models.crnn", "mlbook.ocr"))
     model = CRNNForCTC.from_pretrained(folder).eval()
     return model, {"folder": str(folder), "cached": not state.get("built"), **log}

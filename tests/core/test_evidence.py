@@ -1,0 +1,146 @@
+"""mlbook.core.evidence: planted effects are found, missed or reversed as they should be, and the bootstrap
+agrees with the closed form where there is one."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mlbook.core import evidence as ev
+
+GAIN = ev.Test("gain", "greater", 0.0, "items")
+
+
+def _verdict(units, test=GAIN):
+    return ev.evaluate_test(test, {f"{test.statistic}__units": units})
+
+
+def test_a_true_gain_is_found():
+    rng = np.random.default_rng(1)
+    r = _verdict((0.3 + rng.normal(0, 0.5, 400)).tolist())
+    assert r["verdict"] == "holds" and r["lo"] > 0 and r["mde"] < 0.3
+
+
+def test_no_effect_at_small_n_is_inconclusive():
+    rng = np.random.default_rng(2)
+    r = _verdict(rng.normal(0, 1.0, 12).tolist())
+    assert r["verdict"] == "inconclusive" and r["lo"] < 0 < r["hi"]
+    assert r["mde"] == pytest.approx(2.8 / math.sqrt(12), rel=0.3)   # 12 units of sd 1: only ≈ 0.8 sd is detectable
+
+
+def test_a_reversed_effect_does_not_hold():
+    rng = np.random.default_rng(3)
+    r = _verdict((-0.4 + rng.normal(0, 0.5, 300)).tolist())
+    assert r["verdict"] == "does not hold" and r["hi"] < 0
+
+
+def test_a_claim_about_a_gain_cannot_hold_on_losses():
+    """"Lower-resource languages gain more" needs the gains themselves: a smaller loss is not a larger gain."""
+    claim = {"id": "c", "tests": [{"statistic": "gain_low_minus_high", "direction": "greater", "threshold": 0},
+                                  {"statistic": "gain_low", "direction": "greater", "threshold": 0}]}
+    rng = np.random.default_rng(4)
+    metrics = {"gain_low_minus_high__units": (0.2 + rng.normal(0, 0.1, 200)).tolist(),   # loses less ...
+               "gain_low__units": (-0.1 + rng.normal(0, 0.1, 200)).tolist()}            # ... but loses
+    assert ev.evaluate_claim(claim, metrics)["verdict"] == "does not hold"
+
+
+def test_less_direction_and_thresholds():
+    t = ev.Test("cer_gap", "less", 0.5)
+    assert _verdict((0.2 + np.random.default_rng(5).normal(0, 0.05, 100)).tolist(), t)["verdict"] == "holds"
+    t = ev.Test("retention", "greater", 0.9)
+    r = _verdict((0.95 + np.random.default_rng(6).normal(0, 0.01, 100)).tolist(), t)
+    assert r["verdict"] == "holds" and r["lo"] > 0.9
+
+
+def test_bootstrap_matches_the_closed_form_for_a_mean():
+    """For n iid values the interval of the mean is x̄ ± 1.96 s/√n (large n): the bootstrap must agree."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(2.0, 3.0, 2000)
+    r = ev.interval(x.tolist(), seed=0)
+    se = x.std(ddof=1) / math.sqrt(len(x))
+    assert r["estimate"] == pytest.approx(x.mean())
+    assert r["se"] == pytest.approx(se, rel=0.08)
+    assert r["lo"] == pytest.approx(x.mean() - 1.96 * se, abs=0.25 * se)
+    assert r["hi"] == pytest.approx(x.mean() + 1.96 * se, abs=0.25 * se)
+    assert ev.mde(r["se"]) == pytest.approx(2.8 * r["se"], rel=1e-3)
+
+
+def test_strata_resample_within_each_stratum():
+    """Two strata with very different means: the statistic is the mean of stratum means, and the interval only
+    reflects the spread inside each stratum (not the difference between them)."""
+    rng = np.random.default_rng(8)
+    a, b = (0.0 + rng.normal(0, 0.1, 200)), (10.0 + rng.normal(0, 0.1, 200))
+    r = ev.interval([a.tolist(), b.tolist()], seed=0)
+    assert r["estimate"] == pytest.approx((a.mean() + b.mean()) / 2)
+    closed = 0.5 * math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    assert r["se"] == pytest.approx(closed, rel=0.1)
+    assert r["hi"] - r["lo"] < 0.1
+
+
+def test_seeded_and_degenerate_cases():
+    x = np.random.default_rng(9).normal(0, 1, 50).tolist()
+    assert ev.interval(x, seed=3) == ev.interval(x, seed=3)
+    assert ev.interval([0.5] * 10)["lo"] == ev.interval([0.5] * 10)["hi"] == 0.5
+    one = ev.interval([0.7])
+    assert one["lo"] is None and ev.decide(one["lo"], one["hi"], GAIN) == "inconclusive"
+    assert ev.combine(["holds", "inconclusive"]) == "inconclusive"
+    assert ev.combine(["holds", "holds"]) == "holds"
+    assert ev.combine(["inconclusive", "does not hold"]) == "does not hold"
+
+
+def test_bad_specs_fail_clearly():
+    with pytest.raises(ValueError, match="direction"):
+        ev.Test.from_card({"statistic": "x", "direction": "up", "threshold": 0})
+    with pytest.raises(ValueError, match="threshold"):
+        ev.Test.from_card({"statistic": "x", "direction": "greater"})
+    with pytest.raises(KeyError, match="x__units"):
+        ev.evaluate_test(ev.Test("x", "greater", 0), {})
+    with pytest.raises(ValueError, match="states no tests"):
+        ev.evaluate_claim({"id": "c"}, {})
+
+
+def test_spearman_units_cover_the_true_correlation_and_agree_with_the_bootstrap():
+    from scipy import stats
+
+    rng = np.random.default_rng(10)
+    x = rng.normal(size=3000)
+    y = -0.5 * x + rng.normal(size=3000)
+    u = ev.spearman_units(x, y)
+    truth = 6 / math.pi * math.asin(-0.5 / math.sqrt(1.25) / 2)   # Spearman's ρ of a bivariate normal
+    assert u["lo"] < truth < u["hi"] and u["hi"] < 0
+    boot = stats.bootstrap((x, y), lambda a, b: stats.spearmanr(a, b).statistic, paired=True, vectorized=False,
+                           n_resamples=300, method="percentile", rng=np.random.default_rng(0))
+    assert u["lo"] == pytest.approx(boot.confidence_interval.low, abs=0.01)
+    assert u["hi"] == pytest.approx(boot.confidence_interval.high, abs=0.01)
+    assert ev.evaluate_test(ev.Test("rho", "less", 0.0), {"rho__units": u})["verdict"] == "holds"
+
+
+def test_difference_of_two_samples_matches_the_closed_form():
+    rng = np.random.default_rng(11)
+    a, b = rng.normal(1.0, 1.0, 800), rng.normal(0.8, 2.0, 600)
+    r = ev.interval({"minus": [a.tolist(), b.tolist()]}, seed=0)
+    se = math.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))
+    assert r["estimate"] == pytest.approx(a.mean() - b.mean())
+    assert r["se"] == pytest.approx(se, rel=0.1)
+    assert r["lo"] == pytest.approx(r["estimate"] - 1.96 * se, abs=0.3 * se)
+
+
+def test_a_claim_whose_premise_does_not_hold_is_inconclusive():
+    rng = np.random.default_rng(12)
+    claims = [{"id": "premise", "tests": [{"statistic": "teacher_minus_student", "direction": "greater", "threshold": 0}]},
+              {"id": "claim", "premise": "premise",
+               "tests": [{"statistic": "gain", "direction": "greater", "threshold": 0}]}]
+    metrics = {"teacher_minus_student__units": rng.normal(0, 1, 10).tolist(),     # not established
+               "gain__units": (-0.5 + rng.normal(0, 0.1, 100)).tolist()}          # clearly negative
+    out = ev.evaluate_claims(claims, metrics)
+    assert out["premise"]["verdict"] == "inconclusive"
+    assert out["claim"]["verdict"] == "inconclusive" and out["claim"]["measured"] == "does not hold"
+    metrics["teacher_minus_student__units"] = (1 + rng.normal(0, 0.1, 50)).tolist()
+    assert ev.evaluate_claims(claims, metrics)["claim"]["verdict"] == "does not hold"
+
+
+def test_samples_of_one_give_no_interval():
+    assert ev.interval([[0.2, 0.4], [0.9]])["lo"] is not None       # strata pooled to their means
+    assert ev.interval({"minus": [[0.5], [0.1, 0.2, 0.3]]})["lo"] is None
+    assert ev.decide(None, None, GAIN) == "inconclusive"

@@ -1,0 +1,72 @@
+"""Each chapter's smoke metrics against a committed reference (``tests/reference/smoke/<stem>.json``).
+
+A smoke run is deterministic on one machine, so every number is compared — exactly, unless the card's
+``smoke_tolerance`` gives a metric (or a ``prefix*`` of metrics) an absolute tolerance: numbers that pass
+through sampling or training can move between two CPUs of the same kind, and their tolerance is one that a
+real regression breaks.  Timings and other volatile numbers (the card's ``volatile``, and every
+``*seconds``, ``*_per_s``, ``*speedup`` metric) are left out.  A missing reference is a failure.
+
+Update the references after an intended change with:
+    .venv/bin/python -m tests.reference STEM METRICS.json
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+import sys
+from pathlib import Path
+
+from mlbook.core.catalogue import chapter_card
+
+REF_DIR = Path(__file__).parent / "reference" / "smoke"
+VOLATILE = ("*seconds*", "*_per_s", "*speedup*", "*_load_s")
+
+
+def _volatile(stem: str, name: str) -> bool:
+    pats = list(VOLATILE) + list(chapter_card(stem).get("volatile") or [])
+    return any(fnmatch.fnmatch(name, p) for p in pats)
+
+
+def comparable(stem: str, metrics: dict) -> dict:
+    """The metrics that a reference holds: all but the volatile ones."""
+    return {k: v for k, v in sorted(metrics.items()) if not _volatile(stem, k)}
+
+
+def tolerance(stem: str, name: str) -> float:
+    tol = chapter_card(stem).get("smoke_tolerance") or {}
+    hits = [v for pat, v in tol.items() if fnmatch.fnmatch(name, pat)]
+    return float(max(hits)) if hits else 0.0
+
+
+def _close(a, b, tol: float) -> bool:
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b))
+    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
+        return a == b
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(a - b) <= tol
+
+
+def diff(stem: str, metrics: dict) -> list[str]:
+    """What differs from the committed reference (an empty list when nothing does)."""
+    path = REF_DIR / f"{stem}.json"
+    if not path.exists():
+        return [f"no smoke reference {path}: create it with python -m tests.reference {stem} METRICS.json"]
+    ref, new = json.loads(path.read_text()), comparable(stem, metrics)
+    out = [f"{k}: missing (reference {ref[k]!r})" for k in ref if k not in new]
+    out += [f"{k}: new metric {new[k]!r} (not in the reference)" for k in new if k not in ref]
+    for k in ref:
+        if k in new and not _close(ref[k], new[k], tolerance(stem, k)):
+            show = lambda v: v if not isinstance(v, list) else f"list of {len(v)}"  # noqa: E731
+            out.append(f"{k}: {show(new[k])} vs reference {show(ref[k])} (tolerance {tolerance(stem, k):g})")
+    return out
+
+
+if __name__ == "__main__":
+    stem, metrics_file = sys.argv[1], Path(sys.argv[2])
+    REF_DIR.mkdir(parents=True, exist_ok=True)
+    out = REF_DIR / f"{stem}.json"
+    out.write_text(json.dumps(comparable(stem, json.loads(metrics_file.read_text())), indent=1, sort_keys=True) + "\n")
+    print("updated", out)
