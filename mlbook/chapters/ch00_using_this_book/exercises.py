@@ -2,22 +2,10 @@
 reader's function with the book's own implementation."""
 from __future__ import annotations
 
-import functools
-
+from mlbook.core.exercises import exercise
 from mlbook.interp import hooks
 from mlbook.interp.lens import LensResult
 from mlbook.models.tiny_llama import tiny_llama
-
-
-def _exercise(check):
-    """Let a check answer a stub that still raises NotImplementedError with a reminder instead of a traceback."""
-    @functools.wraps(check)
-    def run(fn, *args, **kwargs):
-        try:
-            return check(fn, *args, **kwargs)
-        except NotImplementedError:
-            return f"not implemented yet — fill in {getattr(fn, '__name__', 'your function')} above, then run this cell again"
-    return run
 
 
 def _tiny_llama(seed: int):
@@ -29,7 +17,7 @@ def _tiny_llama(seed: int):
     return model
 
 
-@_exercise
+@exercise
 def check_logit_lens(fn, trials: int = 3) -> str:
     """``fn(model, resid) -> logits`` must equal ``mlbook.hooks.logit_lens`` on random residuals."""
     import torch
@@ -47,7 +35,7 @@ def check_logit_lens(fn, trials: int = 3) -> str:
     return "✔ logit lens correct"
 
 
-@_exercise
+@exercise
 def check_first_stable_top1(fn, trials: int = 50) -> str:
     """``fn(ranks)`` with ranks (prompts × layers) → per prompt the first layer from which rank stays 0, or -1."""
     import torch

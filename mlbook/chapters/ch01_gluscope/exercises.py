@@ -2,29 +2,17 @@
 the reader's function with the book's own implementation in :mod:`mlbook.interp.glu`."""
 from __future__ import annotations
 
-import functools
-
+from mlbook.core.exercises import exercise
 from mlbook.interp import hooks
 from mlbook.interp.glu import case_index, refactor_glu, weight_cosines
 from mlbook.models.tiny_llama import tiny_llama
-
-
-def _exercise(check):
-    """Let a check answer a stub that still raises NotImplementedError with a reminder instead of a traceback."""
-    @functools.wraps(check)
-    def run(fn, *args, **kwargs):
-        try:
-            return check(fn, *args, **kwargs)
-        except NotImplementedError:
-            return f"not implemented yet — fill in {getattr(fn, '__name__', 'your function')} above, then run this cell again"
-    return run
 
 
 def _tiny_llama(seed: int):
     return tiny_llama(61, 24, 2, 2, n_kv_heads=1, d_ff=40, max_len=32, seed=seed).eval()
 
 
-@_exercise
+@exercise
 def check_case_of(fn, trials: int = 20) -> str:
     """``fn(gate, in_)`` -> case per element: 0 gate+in+, 1 gate+in-, 2 gate-in+, 3 gate-in-, -1 if a sign is 0."""
     import torch
@@ -45,7 +33,7 @@ def check_case_of(fn, trials: int = 20) -> str:
     return "✔ four sign cases correct"
 
 
-@_exercise
+@exercise
 def check_refactor(fn, trials: int = 3) -> str:
     """``fn(model)`` flips w_in and w_out of the neurons with <w_gate, w_in> < 0, in place.
 
@@ -91,7 +79,7 @@ def swish_floor(act, lo: float = -10.0, hi: float = 0.0) -> tuple[float, float]:
     return x, f(x)
 
 
-@_exercise
+@exercise
 def check_swish_floor(fn, trials: int = 4) -> str:
     """``fn(act) -> (x_min, act(x_min))``: the minimum of an activation function on x < 0.
 

@@ -2,24 +2,12 @@
 the reader's function with the book's own implementation in :mod:`mlbook.distill` / :mod:`mlbook.rl`."""
 from __future__ import annotations
 
-import functools
-
+from mlbook.core.exercises import exercise
 from mlbook.training.copsd import copsd_loss_reference, copsd_terms
 from mlbook.training.grpo import group_advantages
 
 
-def _exercise(check):
-    """Let a check answer a stub that still raises NotImplementedError with a reminder instead of a traceback."""
-    @functools.wraps(check)
-    def run(fn, *args, **kwargs):
-        try:
-            return check(fn, *args, **kwargs)
-        except NotImplementedError:
-            return f"not implemented yet — fill in {getattr(fn, '__name__', 'your function')} above, then run this cell again"
-    return run
-
-
-@_exercise
+@exercise
 def check_copsd_loss(fn, trials: int = 20) -> str:
     """``fn(student_logits, teacher_logits, mask, temperature, clip)`` → the COPSD loss (a scalar tensor).
 
@@ -63,7 +51,7 @@ def clip_gradient(student_logits, teacher_logits, temperature: float, clip: floa
     return (ps * (pt * free).sum(-1, keepdim=True) - pt * free) / temperature
 
 
-@_exercise
+@exercise
 def check_clip_gradient(fn, trials: int = 20) -> str:
     """``fn(student_logits (V,), teacher_logits (V,), temperature, clip)`` → the gradient (V,) of one token's
     loss with respect to the student's logits, in closed form (no autograd).  Compared with autograd."""
@@ -84,7 +72,7 @@ def check_clip_gradient(fn, trials: int = 20) -> str:
     return "✔ the clipped gradient in closed form matches autograd"
 
 
-@_exercise
+@exercise
 def check_group_advantages(fn, trials: int = 30) -> str:
     """``fn(rewards (B,), group_size)`` → GRPO advantages (B,), compared with :func:`mlbook.rl.group_advantages`
     — including groups whose rewards are all equal, which must get exactly zero."""
@@ -106,7 +94,7 @@ def check_group_advantages(fn, trials: int = 30) -> str:
     return "✔ group-normalised advantages correct (equal rewards → no signal)"
 
 
-@_exercise
+@exercise
 def check_identical_probability(fn, trials: int = 30) -> str:
     """``fn(p, group_size)`` → the probability that ``group_size`` independent samples with accuracy ``p``
     all get the same binary reward.  Compared with the closed form and with a simulation."""

@@ -2,20 +2,8 @@
 function with the book's own implementation in :mod:`mlbook.merging`."""
 from __future__ import annotations
 
-import functools
-
+from mlbook.core.exercises import exercise
 from mlbook.merging.methods import column_changes, dim3_weights
-
-
-def _exercise(check):
-    """Let a check answer a stub that still raises NotImplementedError with a reminder instead of a traceback."""
-    @functools.wraps(check)
-    def run(fn, *args, **kwargs):
-        try:
-            return check(fn, *args, **kwargs)
-        except NotImplementedError:
-            return f"not implemented yet — fill in {getattr(fn, '__name__', 'your function')} above, then run this cell again"
-    return run
 
 
 def _three(g, out: int, n: int, scale: float = 0.3):
@@ -25,7 +13,7 @@ def _three(g, out: int, n: int, scale: float = 0.3):
     return B, [B + scale * torch.randn(out, n, generator=g) * torch.rand(1, n, generator=g) for _ in range(2)]
 
 
-@_exercise
+@exercise
 def check_direction_change(fn, trials: int = 10) -> str:
     """``fn(W_B, W_k)`` → the direction change per column, ΔD_j = 1 − cos(W_k[:, j], W_B[:, j]), shape (in,)."""
     import torch
@@ -45,7 +33,7 @@ def check_direction_change(fn, trials: int = 10) -> str:
     return "✔ direction change per column correct"
 
 
-@_exercise
+@exercise
 def check_not_overridden(fn, trials: int = 10) -> str:
     """``fn(W_B, W_list)`` → boolean mask (in,) of the columns in which DiM3 with t = 0, c = 1 does NOT equal
     task arithmetic with λ = 1 (some model's weight there is a softmax score, not the override c = 1)."""
@@ -65,7 +53,7 @@ def check_not_overridden(fn, trials: int = 10) -> str:
     return "✔ you found the columns that t = 0 does not override"
 
 
-@_exercise
+@exercise
 def check_token_weights(fn, trials: int = 5) -> str:
     """``fn(E_B, E_list)`` → DiM3's merge weights of a token-embedding matrix (vocab × hidden), one per model
     and TOKEN: shape (K, vocab), with t = c = 1."""

@@ -2,24 +2,12 @@
 function with the book's own implementation (mlbook.ocr, mlbook.crnn)."""
 from __future__ import annotations
 
-import functools
 import random
 
+from mlbook.core.exercises import exercise
 from mlbook.models.crnn import greedy_decode
 from mlbook.ocr.fonts import clean_text
 from mlbook.ocr.metrics import cer
-
-
-def _exercise(check):
-    """Let a check answer a stub that still raises NotImplementedError with a reminder instead of a traceback."""
-    @functools.wraps(check)
-    def run(fn, *args, **kwargs):
-        try:
-            return check(fn, *args, **kwargs)
-        except NotImplementedError:
-            return f"not implemented yet — fill in {getattr(fn, '__name__', 'your function')} above, then run this cell again"
-    return run
-
 
 _LATIN = "abcdeé ABCDÉ"
 _ARABIC = "سلامعليك"
@@ -30,7 +18,7 @@ def _rand(rng: random.Random, alphabet: str, lo: int = 0, hi: int = 12) -> str:
     return "".join(rng.choice(alphabet) for _ in range(rng.randint(lo, hi)))
 
 
-@_exercise
+@exercise
 def check_cer(fn, trials: int = 300) -> str:
     """``fn(pred, gt, rtl) -> float``: GlotOCR's CER (six variants, whitespace out of the distance but
     in the divisor, capped at 1), on random pairs of Latin and Arabic strings and the edge cases."""
@@ -51,7 +39,7 @@ def check_cer(fn, trials: int = 300) -> str:
     return "✔ CER correct on every pair"
 
 
-@_exercise
+@exercise
 def check_clean(fn, trials: int = 300) -> str:
     """``fn(text, cmap, rtl) -> str``: the ground-truth cleaning for a font covering the code points in
     cmap (a set of ints): NFC, delete uncovered characters except Cf/Zs, in RTL text delete bidi-L
@@ -68,7 +56,7 @@ def check_clean(fn, trials: int = 300) -> str:
     return "✔ ground-truth cleaning correct"
 
 
-@_exercise
+@exercise
 def check_greedy_decode(fn, trials: int = 300) -> str:
     """``fn(path, alphabet) -> str``: best-path CTC decoding of per-step class ids (0 = blank, class i
     is alphabet[i - 1]): merge repeats, then drop blanks."""
