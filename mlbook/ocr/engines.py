@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mlbook.models.hub import local_checkpoint
 
-from .lines import line_crops
+from .lines import read_pages
 
 # Codes that name the same trained writing system: Korean Hangul, Japanese kana (not Han: a Chinese
 # model is not trained for Japanese, whose kana it may lack)
@@ -185,18 +185,7 @@ class CRNN(Engine):
         self.trained = frozenset(model.config.scripts)
 
     def read(self, images, scripts=None):
-        from mlbook.models.crnn import (
-            read_crops,  # torch + transformers: only when a CRNN reads
-        )
-
-        cfg = self.model.config
-        crops = [line_crops(img, cfg.height, cfg.squeeze) for img in images]
-        flat = read_crops(self.model, [c for cs in crops for c in cs])
-        out, k = [], 0
-        for cs in crops:
-            out.append("\n".join(flat[k:k + len(cs)]))
-            k += len(cs)
-        return out
+        return read_pages(self.model, images)
 
 
 # ------------------------------------------------------------------------------------------ VLM

@@ -106,10 +106,17 @@ def samples_from_pages(pages, height: int = HEIGHT, squeeze: float = SQUEEZE) ->
     return out
 
 
-def read_page(model, image) -> str:
-    """Read a page image with a CRNN (``mlbook.models.crnn``): its lines, top to bottom, joined by newlines."""
+def read_pages(model, images) -> list[str]:
+    """Read page images with a CRNN (``mlbook.models.crnn``): per page, its lines top to bottom joined by
+    newlines.  The lines of all pages are read as one batch of crops."""
     from mlbook.models.crnn import (
         read_crops,  # torch + transformers: imported only when a CRNN reads
     )
 
-    return "\n".join(read_crops(model, line_crops(image, model.config.height, model.config.squeeze)))
+    crops = [line_crops(img, model.config.height, model.config.squeeze) for img in images]
+    flat = read_crops(model, [c for cs in crops for c in cs])
+    out, k = [], 0
+    for cs in crops:
+        out.append("\n".join(flat[k:k + len(cs)]))
+        k += len(cs)
+    return out

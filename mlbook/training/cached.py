@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-from mlbook.core.cache import cache_dir, cached_folder, source_digest, verify
+from mlbook.core.cache import cache_dir, cached_folder, source_digest
 
 from .checkpoint import save_pretrained
 from .fit import fit
@@ -27,7 +27,7 @@ def trained_folder(name: str, build: Callable[[Path, Path], dict], code: tuple[s
 
     ``build`` trains, fills ``folder`` and returns its training log (JSON-serialisable), which is kept as
     ``folder/TRAINING_LOG``; ``ckpt_dir`` is where its ``fit`` may checkpoint (removed once the folder is
-    complete).  A cached folder without the log (written by older code) is rebuilt."""
+    complete)."""
     name = f"{name}-{source_digest(*TRAINING_CODE, *code)}"
     ckpt = cache_dir() / f"{name}.ckpt"
 
@@ -36,9 +36,6 @@ def trained_folder(name: str, build: Callable[[Path, Path], dict], code: tuple[s
         (folder / TRAINING_LOG).write_text(json.dumps(log))
         return {"training_log": TRAINING_LOG}
 
-    final = cache_dir() / name
-    if final.exists() and not (final / TRAINING_LOG).exists() and verify(final):
-        shutil.rmtree(final, ignore_errors=True)
     folder = cached_folder(name, builder)
     shutil.rmtree(ckpt, ignore_errors=True)
     return folder, json.loads((folder / TRAINING_LOG).read_text())

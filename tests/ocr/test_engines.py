@@ -73,6 +73,8 @@ def test_crnn_engine_joins_lines():
     out = e.read([page("ab " * 40, SANS)])[0]
     assert n_lines > 1 and out.count("\n") == n_lines - 1                     # one reading per line, in order
     assert e.trained == {"Latn"} and set(out) <= set("ab\n")                  # its alphabet only
+    two = [page("ab " * 40, SANS), page("ba " * 12, SANS)]
+    assert e.read(two) == [e.read([two[0]])[0], e.read([two[1]])[0]]          # one batch, pages kept apart
 
 
 def test_vlm_unavailable_is_clear(tmp_path, monkeypatch):
