@@ -142,19 +142,29 @@ def cached_folder(name: str, builder: Callable[[Path], dict | None], *, verify_o
 
 def source_digest(*modules: str) -> str:
     """A short hash of the source files of the named modules (a package: every ``.py`` below it), so that a
-    cache key changes when the code that builds an entry changes, not only its parameters."""
+    cache key changes when the code that builds an entry changes, not only its parameters.  A name with a
+    ``/`` is a file or folder of the repository (``data/07_copsd``): every file in it enters the hash."""
     import importlib.util
+
+    from .catalogue import repo_root
 
     h = hashlib.sha256()
     for name in sorted(set(modules)):
-        spec = importlib.util.find_spec(name)
-        if spec is None:
-            raise ModuleNotFoundError(f"source_digest: no module {name!r}")
-        if spec.submodule_search_locations:
-            root = Path(list(spec.submodule_search_locations)[0])
-            files = sorted(root.rglob("*.py"))
+        if "/" in name:
+            root = repo_root() / name
+            if not root.exists():
+                raise FileNotFoundError(f"source_digest: no file or folder {name!r} in {repo_root()}")
+            root, files = (root, sorted(f for f in root.rglob("*") if f.is_file())) if root.is_dir() \
+                else (root.parent, [root])
         else:
-            root, files = Path(spec.origin).parent, [Path(spec.origin)]
+            spec = importlib.util.find_spec(name)
+            if spec is None:
+                raise ModuleNotFoundError(f"source_digest: no module {name!r}")
+            if spec.submodule_search_locations:
+                root = Path(list(spec.submodule_search_locations)[0])
+                files = sorted(root.rglob("*.py"))
+            else:
+                root, files = Path(spec.origin).parent, [Path(spec.origin)]
         for f in files:
             h.update(f"{name}:{f.relative_to(root).as_posix()}".encode())
             h.update(f.read_bytes())

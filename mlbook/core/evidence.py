@@ -201,6 +201,16 @@ def mde(se: float | None) -> float | None:
     return None if se is None else Z_MDE * se
 
 
+def scale_to_settle(result: dict) -> float | None:
+    """How many times the units an inconclusive test would need for its MDE to shrink to the distance between
+    the measured estimate and the threshold (SE ∝ 1/√n, so MDE(k·n) = MDE/√k): ``(MDE / |estimate − threshold|)²``.
+    ``None`` when the test is not inconclusive, has no MDE, or sits on the threshold."""
+    if result.get("verdict") != "inconclusive" or not result.get("mde") or result.get("estimate") is None:
+        return None
+    gap = abs(result["estimate"] - result["threshold"])
+    return None if gap == 0 else (result["mde"] / gap) ** 2
+
+
 def evaluate_test(test: Test, metrics: dict, seed: int = 0) -> dict:
     """The interval, verdict and MDE of one test from a chapter's recorded ``metrics``."""
     key = f"{test.statistic}__units"

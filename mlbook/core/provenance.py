@@ -1,5 +1,5 @@
-"""Which inputs produced a result: the digest of a chapter's notebook, card, parameters and the mlbook
-modules its run imported, written next to the result (``inputs.json``) and compared with the tree as it is
+"""Which inputs produced a result: the digest of a chapter's notebook, card, data folder (``data/<stem>/``),
+parameters and the mlbook modules its run imported, written next to the result (``inputs.json``) and compared with the tree as it is
 now — a committed result whose inputs changed is *stale*.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ def package_dir() -> Path:
 
 
 def inputs_digest(stem: str, profile: str, params: dict, modules: list[str] | None, package: Path | None = None) -> str:
-    """What a chapter's result depends on: notebook, card, parameters, and the mlbook modules
+    """What a chapter's result depends on: notebook, card, the files of ``data/<stem>/``, parameters, and the mlbook modules
     its last run imported (recorded by ``Run.finish``: dotted names such as ``mlbook.interp.lens``, each
     a module file or a package's ``__init__.py`` under ``package``, the mlbook folder by default); all
     of mlbook when that is unknown.  File names enter relative to the repository, so the digest is the
@@ -29,6 +29,8 @@ def inputs_digest(stem: str, profile: str, params: dict, modules: list[str] | No
     h = hashlib.sha256()
     pkg = Path(package) if package is not None else package_dir()
     files = [chapters_dir() / f"{stem}.ipynb", chapters_dir() / f"{stem}.yml"]
+    data = chapters_dir().parent / "data" / stem
+    files += sorted(f for f in data.rglob("*") if f.is_file()) if data.is_dir() else []
     if modules is None:
         files += sorted(pkg.rglob("*.py"))
     else:

@@ -56,9 +56,16 @@ def reproducibility(stem: str, profile: str, metrics: dict, env: dict | None = N
                           f" (MDE {t['mde']:.2g})" if t["mde"] is not None else
                           f"{t['statistic']} {evidence.fmt_interval(t)}" for t in r["tests"])
         miss = "" if pred in (None, r["verdict"]) else f" — predicted *{pred}*"
-        prem = f" — premise {r['premise_unmet']} not established (measured: {r['measured']})" \
+        prem = f" — its premise ({r['premise_unmet']}) is not established; on its own it measures *{r['measured']}*" \
             if r.get("premise_unmet") else ""
         lines.append(f"- {c['id']}: **{r['verdict']}**{miss}{prem} ({tests})")
+        settle = [(t["statistic"], k) for t in r["tests"] if (k := evidence.scale_to_settle(t))]
+        if settle and not r.get("premise_unmet"):
+            lines.append("  - To settle it at the size measured: " + "; ".join(
+                f"{name} needs ≈ {k:.2g}× as many units" for name, k in settle) + ".")
+        why = (c.get("mechanism") or {}).get(profile)
+        if pred and why:
+            lines.append(f"  - Predicted before the run: *{pred}* — {why}")
     for key, title in (("easy", "What was easy"), ("difficult", "What was difficult")):
         items = card.get(key) or []
         if items:

@@ -54,6 +54,16 @@ def test_renderings_are_parallel():
     assert wp.render(sk, "es")["problem"].endswith("¿Cuántos lápices tiene Anna ahora?")
 
 
+def test_items_are_translations_item_by_item():
+    """Item k is the same thing in every language (a dictionary check, worked by hand)."""
+    words = {"en": ["apples", "books", "pens", "coins", "eggs", "oranges"],
+             "de": ["Äpfel", "Bücher", "Stifte", "Münzen", "Eier", "Orangen"],
+             "es": ["manzanas", "libros", "lápices", "monedas", "huevos", "naranjas"],
+             "sw": ["matufaha", "vitabu", "kalamu", "sarafu", "mayai", "machungwa"]}
+    for lang, expected in words.items():
+        assert [it["items"] for it in wp.templates()["languages"][lang]["items"]] == expected, lang
+
+
 def test_pseudo_language_is_a_consistent_cipher_of_english():
     cipher = wp.templates()["languages"]["qaa"]["cipher"]
     assert len(set(cipher.values())) == len(cipher)                  # one-to-one

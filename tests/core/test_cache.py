@@ -29,6 +29,24 @@ def test_key_of_is_stable_and_input_sensitive():
     assert cache.key_of("m", 1) != cache.key_of("m", 2)
 
 
+def test_source_digest_follows_module_source_and_repository_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLBOOK_ROOT", str(tmp_path))
+    (tmp_path / "data" / "07_x").mkdir(parents=True)
+    (tmp_path / "data" / "07_x" / "templates.yaml").write_text("apples")
+    a = cache.source_digest("mlbook.core.cache", "data/07_x")
+    assert a == cache.source_digest("data/07_x", "mlbook.core.cache") and len(a) == 12      # order-free
+    assert a != cache.source_digest("mlbook.core.cache")
+    (tmp_path / "data" / "07_x" / "templates.yaml").write_text("oranges")                  # data changed
+    assert cache.source_digest("mlbook.core.cache", "data/07_x") != a
+    one = cache.source_digest("data/07_x/templates.yaml")                                  # a single file
+    (tmp_path / "data" / "07_x" / "templates.yaml").write_text("pears")
+    assert cache.source_digest("data/07_x/templates.yaml") != one
+    with pytest.raises(FileNotFoundError, match="no file or folder"):
+        cache.source_digest("data/no_such")
+    with pytest.raises(ModuleNotFoundError):
+        cache.source_digest("mlbook.no_such_module")
+
+
 def test_cached_folder_builds_once_and_rebuilds_when_corrupt(tmp_cache):
     calls = []
 

@@ -29,6 +29,21 @@ def test_no_effect_at_small_n_is_inconclusive():
     assert r["mde"] == pytest.approx(2.8 / math.sqrt(12), rel=0.3)   # 12 units of sd 1: only ≈ 0.8 sd is detectable
 
 
+def test_scale_to_settle_worked_by_hand_and_by_a_larger_sample():
+    # by hand: MDE 0.2 at a measured gap of 0.1 to the threshold -> (0.2 / 0.1)^2 = 4x the units
+    assert ev.scale_to_settle({"verdict": "inconclusive", "mde": 0.2, "estimate": 0.15, "threshold": 0.05}) == \
+        pytest.approx(4.0)
+    assert ev.scale_to_settle({"verdict": "holds", "mde": 0.2, "estimate": 0.5, "threshold": 0.0}) is None
+    assert ev.scale_to_settle({"verdict": "inconclusive", "mde": 0.2, "estimate": 0.0, "threshold": 0.0}) is None
+    # a planted gain of 0.25 sd, inconclusive at n = 40; at the predicted multiple its MDE has shrunk to the gap
+    rng = np.random.default_rng(5)
+    small = _verdict((0.25 + rng.normal(0, 1.0, 40)).tolist())
+    k = ev.scale_to_settle(small)
+    assert small["verdict"] == "inconclusive" and k > 1
+    big = _verdict((0.25 + rng.normal(0, 1.0, round(40 * k))).tolist())
+    assert big["mde"] == pytest.approx(abs(small["estimate"]), rel=0.25)
+
+
 def test_a_reversed_effect_does_not_hold():
     rng = np.random.default_rng(3)
     r = _verdict((-0.4 + rng.normal(0, 0.5, 300)).tolist())

@@ -64,3 +64,22 @@ def test_the_digest_ignores_where_a_result_goes():
     a = provenance.inputs_digest(stem, "cpu", {"profile": "cpu", "out_dir": "/a"}, ["mlbook"])
     assert a == provenance.inputs_digest(stem, "cpu", {"profile": "cpu", "out_dir": "/b"}, ["mlbook"])
     assert a != provenance.inputs_digest(stem, "cpu", {"profile": "cpu", "seed": 1}, ["mlbook"])
+
+
+def test_the_digest_includes_the_chapter_data_folder(tmp_path, monkeypatch):
+    """A chapter's data (``data/<stem>/``, e.g. chapter 7's templates) is an input of its result."""
+    monkeypatch.setenv("MLBOOK_ROOT", str(tmp_path))
+    (tmp_path / "chapters").mkdir()
+    for ext in ("ipynb", "yml"):
+        (tmp_path / "chapters" / f"99_x.{ext}").write_text("{}")
+    digest = lambda: provenance.inputs_digest("99_x", "cpu", {}, ["mlbook"])  # noqa: E731
+    before = digest()
+    (tmp_path / "data" / "99_x" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "99_x" / "sub" / "templates.yaml").write_text("apples")
+    with_data = digest()
+    assert with_data != before
+    (tmp_path / "data" / "99_x" / "sub" / "templates.yaml").write_text("oranges")
+    assert digest() not in (before, with_data)
+    (tmp_path / "data" / "98_other").mkdir()
+    (tmp_path / "data" / "98_other" / "f").write_text("x")                 # another chapter's data: no effect
+    assert digest() == provenance.inputs_digest("99_x", "cpu", {}, ["mlbook"])

@@ -33,7 +33,8 @@ from mlbook.training.sft import sft_batches, sft_example, sft_loss
 from . import wordproblems as wp
 from .task import chat_prompt, completion_text, student_message, teacher_message
 
-CODE_VERSION = 1          # bump when the corpus or the model recipe changes: the cache key changes with it
+# what a cached model of this chapter is trained by: its source and its templates enter the cache key
+TRAINED_BY = ("mlbook.chapters.ch07_copsd", "mlbook.models.tiny_llama", "data/07_copsd")
 SPECIAL = ["<|pad|>", "<|end|>", "<|user|>", "<|assistant|>"]
 CHAT_TEMPLATE = ("{% for m in messages %}{{ '<|' + m['role'] + '|>\\n' + m['content'] }}"
                  "{% if m['role'] == 'assistant' %}{{ '<|end|>' }}{% endif %}{{ '\\n' }}{% endfor %}"
@@ -159,8 +160,7 @@ def warm_start(*, resources: dict[str, int], helped: dict[str, int], seed: int =
                 "params": sum(p.numel() for p in model.parameters()), "loss": hist["loss"], "seconds": hist["seconds"]}
         return info
 
-    return trained_folder(f"copsd/start-{key_of(CODE_VERSION, args)}", build,
-                          code=("mlbook.chapters.ch07_copsd", "mlbook.models.tiny_llama"))[0]
+    return trained_folder(f"copsd/start-{key_of(args)}", build, code=TRAINED_BY)[0]
 
 
 def load(folder: Path, device: str = "cpu"):

@@ -29,7 +29,6 @@ from mlbook.training.fit import fit
 
 from . import scenes, vision
 
-VERSION = 2  # bump when training changes what a cached V or M holds
 
 TRAIN_ARTICLES = range(1, 25)  # UDHR articles M is fine-tuned on; 25–30 are held out
 
@@ -45,15 +44,10 @@ def _lm_key(name: str):
     return [canonical(name), path.name, cfg.get("num_hidden_layers"), cfg.get("hidden_size")]
 
 
-def _templates_key():
-
-    return json.dumps(scenes.templates(), sort_keys=True, ensure_ascii=False)
-
-
 def _folder(kind: str, parts: dict, build) -> Path:
     """The cached folder of V or M: ``build(folder, ckpt) -> training log``, trained once (resumable at ``ckpt``)."""
-    return trained_folder(f"dim3/{kind}-{key_of(kind, VERSION, parts, _templates_key())}", build,
-                          code=("mlbook.chapters.ch08_dim3", "mlbook.models.llava"))[0]
+    return trained_folder(f"dim3/{kind}-{key_of(kind, parts)}", build,
+                          code=("mlbook.chapters.ch08_dim3", "mlbook.models.llava", "data/08_dim3"))[0]
 
 
 def train_vision_model(lm_name: str, seed: int, *, n_images: int, vision_steps: int, align_steps: int,
