@@ -132,7 +132,6 @@ def test_smoke_is_deterministic_from_empty_caches(stem, tmp_path, monkeypatch):
     assert runs[0] == runs[1], sorted(k for k in runs[0] if runs[0].get(k) != runs[1].get(k))
 
 
-@pytest.mark.replication   # moves to the default run once results/cpu/ is committed for every chapter
 @pytest.mark.parametrize("stem", CHAPTERS)
 def test_committed_cpu_results_are_fresh_and_as_predicted(stem):
     state = freshness(stem, "cpu")

@@ -103,8 +103,9 @@ def interval(units, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPL
     ``se``, ``n``, e.g. from :func:`spearman_units`), which is returned as it is.
 
     ``scipy.stats.bootstrap`` resamples each stratum independently (a stratified bootstrap): BCa when every
-    stratum varies and has at least two units, else percentile.  A statistic with no variation at all has a
-    zero-width interval; one with a single unit has no interval (``lo``/``hi`` are None).
+    stratum varies and has at least two units, else percentile.  Units that do not vary at all get the bound
+    of :func:`_no_variation` (0/1 outcomes: Wilson's; other constants: zero width); a single unit has no
+    interval (``lo``/``hi`` are None).
     """
     import numpy as np
     from scipy import stats
@@ -122,7 +123,9 @@ def interval(units, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPL
     if all(len(set(s)) == 1 for s in strata):
         if all(len(s) == 1 for s in strata) and len(strata) == 1:
             return {"estimate": est, "lo": None, "hi": None, "se": None, "n": n, "method": "one unit"}
-        return {"estimate": est, "lo": est, "hi": est, "se": 0.0, "n": n, "method": "no variation"}
+        if len({s[0] for s in strata}) == 1:
+            return _no_variation(est, n, confidence)
+        return {"estimate": est, "lo": est, "hi": est, "se": 0.0, "n": n, "method": "no variation within strata"}
     if any(len(s) < 2 for s in strata):
         # a stratum of one unit cannot be resampled within itself: resample the pooled strata's means instead
         strata = [[sum(s) / len(s) for s in strata]]
@@ -145,6 +148,27 @@ def interval(units, confidence: float = CONFIDENCE, n_resamples: int = N_RESAMPL
     return {"estimate": est, "lo": lo, "hi": hi, "se": float(res.standard_error), "n": n, "method": method}
 
 
+def _z(confidence: float) -> float:
+    from scipy import stats
+
+    return float(stats.norm.ppf(0.5 + confidence / 2))
+
+
+def _no_variation(value: float, n: int, confidence: float) -> dict:
+    """Every one of ``n`` units has the same value: the bootstrap has nothing to resample.  Units that are all
+    1 or all 0 are outcomes of which one kind was never seen, and not seeing it in n tries bounds its rate by
+    Wilson's score bound u = z² / (n + z²) (≈ 3.84 / n, the "rule of three"): all 1 → [1 − u, 1]; all 0 →
+    [−u, u] (a rate below u, or a paired difference of two such outcomes within ±u).  Any other constant is
+    an exact number: zero width."""
+    if value not in (0, 1):
+        return {"estimate": value, "lo": value, "hi": value, "se": 0.0, "n": n, "method": "no variation"}
+    z = _z(confidence)
+    u = z * z / (n + z * z)
+    lo, hi = (1 - u, 1.0) if value == 1 else (-u, u)
+    return {"estimate": float(value), "lo": lo, "hi": hi, "se": (hi - lo) / (2 * z), "n": n,
+            "method": "no variation (Wilson bound)"}
+
+
 def _difference(a, b, confidence: float, n_resamples: int, seed: int) -> dict:
     """Units ``{"minus": [A, B]}``: the statistic of A minus that of B, two independent samples (each a list
     or a list of strata), each resampled within its own strata."""
@@ -165,8 +189,11 @@ def _difference(a, b, confidence: float, n_resamples: int, seed: int) -> dict:
         return (sum(x.mean(axis=axis) for x in samples[:k]) / k
                 - sum(x.mean(axis=axis) for x in samples[k:]) / (len(samples) - k))
 
-    if all(len(set(s)) == 1 for s in sa + sb):
-        return {"estimate": est, "lo": est, "hi": est, "se": 0.0, "n": n, "method": "no variation"}
+    if all(len(set(s)) == 1 for s in sa + sb) and len({s[0] for s in sa}) == 1 and len({s[0] for s in sb}) == 1:
+        ia, ib = _no_variation(sa[0][0], sum(map(len, sa)), confidence), _no_variation(sb[0][0], sum(map(len, sb)), confidence)
+        lo, hi = ia["lo"] - ib["hi"], ia["hi"] - ib["lo"]
+        return {"estimate": est, "lo": lo, "hi": hi, "se": (hi - lo) / (2 * _z(confidence)), "n": n,
+                "method": "no variation"}
     res = stats.bootstrap(data, statistic, n_resamples=n_resamples, confidence_level=confidence,
                           method="percentile", vectorized=True, rng=np.random.default_rng(seed))
     return {"estimate": est, "lo": float(res.confidence_interval.low), "hi": float(res.confidence_interval.high),

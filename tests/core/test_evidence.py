@@ -96,12 +96,34 @@ def test_strata_resample_within_each_stratum():
 def test_seeded_and_degenerate_cases():
     x = np.random.default_rng(9).normal(0, 1, 50).tolist()
     assert ev.interval(x, seed=3) == ev.interval(x, seed=3)
-    assert ev.interval([0.5] * 10)["lo"] == ev.interval([0.5] * 10)["hi"] == 0.5
+    assert ev.interval([0.5] * 10)["lo"] == ev.interval([0.5] * 10)["hi"] == 0.5      # an exact constant
     one = ev.interval([0.7])
     assert one["lo"] is None and ev.decide(one["lo"], one["hi"], GAIN) == "inconclusive"
     assert ev.combine(["holds", "inconclusive"]) == "inconclusive"
     assert ev.combine(["holds", "holds"]) == "holds"
     assert ev.combine(["inconclusive", "does not hold"]) == "does not hold"
+
+
+def test_outcomes_that_never_vary_are_bounded_not_certain():
+    """15 of 15 successes do not show a rate above 0.8: Wilson's bound (z² / (n + z²), close to the exact
+    Clopper-Pearson bound and to the rule of three, 3 / n) is used instead of the bootstrap's zero width."""
+    from scipy import stats
+
+    r = ev.interval([[1] * 5, [1] * 5, [1] * 5])
+    u = 1.959964 ** 2 / (15 + 1.959964 ** 2)
+    assert r["lo"] == pytest.approx(1 - u) and r["hi"] == 1.0 and r["method"].startswith("no variation")
+    exact = stats.binomtest(15, 15).proportion_ci(0.95, method="exact").low         # Clopper-Pearson
+    assert abs(r["lo"] - exact) < 0.03 and abs((1 - r["lo"]) - 3 / 15) < 0.02
+    assert ev.decide(r["lo"], r["hi"], ev.Test("known", "greater", 0.8)) == "inconclusive"
+    big = ev.interval([1] * 60)
+    assert ev.decide(big["lo"], big["hi"], ev.Test("known", "greater", 0.8)) == "holds"
+    zero = ev.interval([0] * 15)                      # a rate never seen, or a paired difference never non-zero
+    assert zero["lo"] == pytest.approx(-u) and zero["hi"] == pytest.approx(u)
+    assert ev.decide(zero["lo"], zero["hi"], ev.Test("correct", "less", 0.1)) == "inconclusive"
+    assert ev.decide(*(lambda z: (z["lo"], z["hi"]))(ev.interval([0] * 60)), ev.Test("c", "less", 0.1)) == "holds"
+    d = ev.interval({"minus": [[1] * 40, [0] * 40]})
+    assert d["estimate"] == 1.0 and d["hi"] == pytest.approx(1.0 + 3.8415 / 43.8415, rel=1e-3) and d["lo"] < 0.92
+    assert ev.interval([[1] * 5, [0] * 5])["method"] == "no variation within strata"
 
 
 def test_bad_specs_fail_clearly():
