@@ -93,6 +93,10 @@ def test_every_chapter_has_a_card_and_a_parameters_cell():
             assert all((c.get("predict") or {}).get(p) in evidence.VERDICTS for p in ("cpu", "gpu")), \
                 f"{stem} {c['id']}: predict a verdict (holds / does not hold / inconclusive) for cpu and gpu"
             assert (c.get("mechanism") or {}).get("cpu"), f"{stem} {c['id']}: give the mechanism of the cpu prediction"
+            for p in ("cpu", "gpu"):
+                rev = evidence.revision(c, p)                             # a missed prediction stays in view
+                assert rev is None or (rev["predicted"], rev.get("mechanism")) != (c["predict"][p], c["mechanism"].get(p)), \
+                    f"{stem} {c['id']}: revised.{p} repeats the current prediction and mechanism"
 
 
 @pytest.mark.parametrize("stem", CHAPTERS)

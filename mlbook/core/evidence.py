@@ -228,6 +228,19 @@ def mde(se: float | None) -> float | None:
     return None if se is None else Z_MDE * se
 
 
+def revision(claim: dict, profile: str) -> dict | None:
+    """The card's first prediction at ``profile`` when a run did not bear it out: ``{predicted, mechanism,
+    why}`` from the claim's ``revised`` entry (the card's ``predict``/``mechanism`` are then the revised ones,
+    which the tests assert).  A missed prediction is kept and shown, never rewritten silently."""
+    rev = (claim.get("revised") or {}).get(profile)
+    if rev is None:
+        return None
+    if rev.get("predicted") not in VERDICTS or not rev.get("why"):
+        raise ValueError(f"claim {claim.get('id')}: revised.{profile} needs 'predicted' (one of {VERDICTS}) and "
+                         f"'why' (what the run showed that the first prediction missed)")
+    return rev
+
+
 def scale_to_settle(result: dict) -> float | None:
     """How many times the units an inconclusive test would need for its MDE to shrink to the distance between
     the measured estimate and the threshold (SE ∝ 1/√n, so MDE(k·n) = MDE/√k): ``(MDE / |estimate − threshold|)²``.

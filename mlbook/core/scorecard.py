@@ -60,7 +60,10 @@ def mde_text(result: dict | None) -> str:
 
 
 def prediction(claim: dict, profile: str) -> str:
-    return (claim.get("predict") or {}).get(profile) or "—"
+    """The card's prediction at ``profile``; a revised one names the first, which a run missed."""
+    pred = (claim.get("predict") or {}).get(profile) or "—"
+    rev = evidence.revision(claim, profile)
+    return f"{pred} (revised; first: {rev['predicted']})" if rev else pred
 
 
 def claims_rows(stem: str, metrics: dict, profile: str, env: dict | None = None) -> list[dict]:
@@ -104,7 +107,7 @@ def table(profiles=("cpu", "gpu"), results: Path | None = None) -> list[dict]:
                 row[f"state ({p})"] = state[p]
                 if r and r["verdict"] != "holds":          # the paper reports the claim as holding
                     mech = (c.get("mechanism") or {}).get(p)
-                    why = f" (premise {r['premise_unmet']} not established; measured: {r['measured']})" \
+                    why = f" (its premise, {r['premise_unmet']}, is not established; on its own: {r['measured']})" \
                         if r.get("premise_unmet") else ""
                     notes.append(f"{p}: {r['verdict']}{why}" + (f" — {mech}" if mech else ""))
             row["note"] = "; ".join(notes)
@@ -137,8 +140,10 @@ def markdown(profiles=("cpu", "gpu"), results: Path | None = None) -> str:
         done = [r for r in rows if r[f"verdict ({p})"] != "—"]
         if done:
             counts = {v: sum(r[f"verdict ({p})"].startswith(v) for r in done) for v in evidence.VERDICTS}
+            stale = sum(r[f"state ({p})"] == "stale" for r in done)
             lines.append(f"- `{p}`: {len(done)} claims checked — " + ", ".join(f"{n} {v}" for v, n in counts.items()
-                                                                            if n) + ".")
+                                                                            if n)
+                         + (f" ({stale} of them from stale results)" if stale else "") + ".")
     lines.append("")
     cols = ["claim", "paper"] + [f"{k} ({p})" for p in profiles for k in ("ours", "verdict", "MDE", "predicted")]
     for stem in dict.fromkeys(r["chapter"] for r in rows):

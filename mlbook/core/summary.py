@@ -64,7 +64,14 @@ def reproducibility(stem: str, profile: str, metrics: dict, env: dict | None = N
             lines.append("  - To settle it at the size measured: " + "; ".join(
                 f"{name} needs ≈ {k:.2g}× as many units" for name, k in settle) + ".")
         why = (c.get("mechanism") or {}).get(profile)
-        if pred and why:
+        rev = evidence.revision(c, profile)
+        if rev:
+            lines.append(f"  - Predicted before the first run: *{rev['predicted']}*"
+                         + (f" — {rev['mechanism']}" if rev.get("mechanism") else ""))
+            lines.append(f"  - That run did not bear it out: {rev['why']}")
+            if pred and why:
+                lines.append(f"  - Revised prediction, which this result is tested against: *{pred}* — {why}")
+        elif pred and why:
             lines.append(f"  - Predicted before the run: *{pred}* — {why}")
     for key, title in (("easy", "What was easy"), ("difficult", "What was difficult")):
         items = card.get(key) or []

@@ -43,6 +43,28 @@ def test_a_reversed_result_gets_a_note_and_the_summary_flags_the_missed_predicti
     assert "**does not hold** — predicted *holds*" in text and "Scope" in text and "What was difficult" in text
 
 
+def test_a_revised_prediction_keeps_the_first_one_in_view(monkeypatch):
+    """A prediction that a run missed is revised in the card's ``revised`` entry: the first prediction, its
+    mechanism and what the run showed stay on the scorecard and in the summary; the test asserts the new one."""
+    import pytest
+
+    from mlbook.core import evidence
+
+    claim = {"id": "claim1", "claim": "x", "tests": [{"statistic": "s", "direction": "greater", "threshold": 0}],
+             "predict": {"cpu": "holds"}, "mechanism": {"cpu": "the new mechanism"},
+             "revised": {"cpu": {"predicted": "inconclusive", "mechanism": "the first mechanism",
+                                 "why": "what the run showed"}}}
+    assert scorecard.prediction(claim, "cpu") == "holds (revised; first: inconclusive)"
+    assert scorecard.prediction(claim, "gpu") == "—"
+    card = {"claims": [claim], "sizes": {}}
+    monkeypatch.setattr(summary, "chapter_card", lambda stem: card)
+    text = summary.reproducibility("x", "cpu", {"s": 0.5, "s__units": [0.4, 0.5, 0.6, 0.5, 0.45]})
+    assert "Predicted before the first run: *inconclusive* — the first mechanism" in text
+    assert "did not bear it out: what the run showed" in text and "Revised prediction" in text
+    with pytest.raises(ValueError, match="revised.cpu needs"):
+        evidence.revision({"id": "c", "revised": {"cpu": {"predicted": "maybe"}}}, "cpu")
+
+
 def test_stale_results_are_marked(tmp_path, monkeypatch):
     stem = "00_using_this_book"
     res = tmp_path / "results"
