@@ -21,7 +21,8 @@ closed form (``spearman_units``).  The interval is scipy's bootstrap
     inconclusive   the interval straddles the threshold
 
 and a claim of several tests holds only if every test holds, does not hold as soon as one does not hold,
-and is inconclusive otherwise (a claim about a gain "in every tier" cannot hold on one tier's loss).
+and is inconclusive otherwise (a claim about a gain "in every tier" cannot hold on one tier's loss).  With k
+tests, one of them refutes the claim only if its Bonferroni interval (1 − 0.05 / k) is on the wrong side.
 
 The minimal detectable effect (MDE) is the smallest true difference from the threshold that the
 comparison detects with 80 % power at α = 0.05 (two-sided): (z₀.₉₇₅ + z₀.₈) × the bootstrap standard error
@@ -269,8 +270,21 @@ def claim_tests(claim: dict) -> list[Test]:
 
 
 def evaluate_claim(claim: dict, metrics: dict, seed: int = 0) -> dict:
-    """``{"verdict", "tests": [...]}`` of a card's claim on recorded metrics."""
-    results = [evaluate_test(t, metrics, seed) for t in claim_tests(claim)]
+    """``{"verdict", "tests": [...]}`` of a card's claim on recorded metrics.
+
+    A claim of k tests holds when every test's 95 % interval lies on its side (an intersection of tests: no
+    correction needed).  It is refuted as soon as *one* test lies on the wrong side, so with k tests the
+    refutation is guarded against chance (Bonferroni): a test counts as "does not hold" only when its
+    (1 − 0.05 / k) interval lies on the wrong side too; that interval is kept as ``refute_lo``/``refute_hi``."""
+    tests = claim_tests(claim)
+    results = [evaluate_test(t, metrics, seed) for t in tests]
+    if len(tests) > 1:
+        level = 1 - (1 - CONFIDENCE) / len(tests)
+        for t, r in zip(tests, results):
+            if r["verdict"] == "does not hold":
+                wide = interval(metrics[f"{t.statistic}__units"], confidence=level, seed=seed)
+                r.update(refute_lo=wide["lo"], refute_hi=wide["hi"], refute_confidence=level)
+                r["verdict"] = decide(wide["lo"], wide["hi"], t)
     return {"id": claim["id"], "verdict": combine([r["verdict"] for r in results]), "tests": results}
 
 
@@ -306,4 +320,7 @@ def fmt_interval(r: dict, digits: int = 3) -> str:
     f = lambda v: f"{v:+.{digits}f}"  # noqa: E731
     if r.get("lo") is None:
         return f(r["estimate"])
-    return f"{f(r['estimate'])} [{f(r['lo'])}, {f(r['hi'])}]"
+    out = f"{f(r['estimate'])} [{f(r['lo'])}, {f(r['hi'])}]"
+    if r.get("refute_confidence") is not None and r.get("refute_lo") is not None:
+        out += f" (Bonferroni {100 * r['refute_confidence']:.4g} %: [{f(r['refute_lo'])}, {f(r['refute_hi'])}])"
+    return out

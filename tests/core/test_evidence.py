@@ -126,6 +126,31 @@ def test_outcomes_that_never_vary_are_bounded_not_certain():
     assert ev.interval([[1] * 5, [0] * 5])["method"] == "no variation within strata"
 
 
+def _at_z(z: float, n: int = 400, seed: int = 11) -> list:
+    """n units whose mean lies z standard errors from 0 (standardised normal draws, shifted)."""
+    x = np.random.default_rng(seed).normal(0, 1, n)
+    x = (x - x.mean()) / x.std(ddof=1)
+    return (x + z / math.sqrt(n)).tolist()
+
+
+def test_one_of_several_tests_refutes_only_beyond_its_bonferroni_interval():
+    """Two tests: a 95 % interval just below zero (z = -2.1: outside 1.96, inside the 97.5 % level's 2.24)
+    is not enough to refute the claim; one far below (z = -4) is.  Holding needs no correction."""
+    claim = {"id": "c", "tests": [{"statistic": "a", "direction": "greater", "threshold": 0},
+                                  {"statistic": "b", "direction": "greater", "threshold": 0}]}
+    metrics = {"a__units": _at_z(3.0), "b__units": _at_z(-2.1)}
+    alone = ev.evaluate_test(ev.Test("b", "greater", 0.0), metrics)
+    assert alone["verdict"] == "does not hold"                          # on its own, at 95 %
+    r = ev.evaluate_claim(claim, metrics)
+    assert r["tests"][1]["verdict"] == "inconclusive" and r["verdict"] == "inconclusive"
+    assert r["tests"][1]["refute_confidence"] == pytest.approx(0.975) and r["tests"][1]["refute_hi"] > 0
+    assert "Bonferroni 97.5 %" in ev.fmt_interval(r["tests"][1])
+    metrics["b__units"] = _at_z(-4.0)
+    assert ev.evaluate_claim(claim, metrics)["verdict"] == "does not hold"
+    metrics["b__units"] = _at_z(2.1)                                     # both hold at 95 %: the claim holds
+    assert ev.evaluate_claim(claim, metrics)["verdict"] == "holds"
+
+
 def test_bad_specs_fail_clearly():
     with pytest.raises(ValueError, match="direction"):
         ev.Test.from_card({"statistic": "x", "direction": "up", "threshold": 0})
