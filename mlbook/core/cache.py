@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from .catalogue import repo_root
+
 MANIFEST = "MANIFEST.json"
 
 
@@ -145,8 +147,6 @@ def source_digest(*modules: str) -> str:
     cache key changes when the code that builds an entry changes, not only its parameters.  A name with a
     ``/`` is a file or folder of the repository (``data/07_copsd``): every file in it enters the hash."""
     import importlib.util
-
-    from .catalogue import repo_root
 
     h = hashlib.sha256()
     for name in sorted(set(modules)):
