@@ -60,6 +60,16 @@ def write_inputs(folder: str | Path, stem: str, profile: str, params: dict, modu
     return rec
 
 
+def load_result(stem: str, profile: str, results: Path | None = None) -> tuple[dict, dict]:
+    """``(metrics, environment)`` of a chapter's result at ``profile``; empty dicts when it has not run."""
+    folder = (results or repo_root() / "results") / profile / stem
+    out = []
+    for name in ("metrics.json", "environment.json"):
+        p = folder / name
+        out.append(json.loads(p.read_text()) if p.exists() else {})
+    return out[0], out[1]
+
+
 def read_inputs(folder: str | Path) -> dict | None:
     try:
         return json.loads((Path(folder) / INPUTS).read_text())

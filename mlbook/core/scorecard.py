@@ -7,24 +7,13 @@ marked *stale* (``mlbook.core.provenance``).  Nothing is typed by hand.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from . import evidence
 from .cache import atomic_write_text
-from .catalogue import chapter_card, list_chapters, repo_root
-from .provenance import freshness
-from .summary import reproducibility
-
-
-def load_metrics(stem: str, profile: str, results: Path | None = None) -> tuple[dict, dict]:
-    """(metrics, environment) of a chapter's run at ``profile``; empty dicts when it has not run."""
-    folder = (results or repo_root() / "results") / profile / stem
-    out = []
-    for name in ("metrics.json", "environment.json"):
-        p = folder / name
-        out.append(json.loads(p.read_text()) if p.exists() else {})
-    return out[0], out[1]
+from .catalogue import chapter_card, list_chapters
+from .provenance import freshness, load_result
+from .summary import claim_results, reproducibility
 
 
 def _fmt(v, digits: int = 3) -> str:
@@ -35,15 +24,6 @@ def _fmt(v, digits: int = 3) -> str:
     if isinstance(v, float):
         return f"{v:.{digits}g}"
     return str(v)
-
-
-def claim_results(claims: list[dict], metrics: dict) -> dict:
-    """Each claim's verdict and tests on ``metrics``, premises applied (``{}`` when the chapter has not
-    recorded its units: a run of older code)."""
-    try:
-        return evidence.evaluate_claims(claims, metrics)
-    except (KeyError, ValueError):
-        return {}
 
 
 def ours(result: dict | None) -> str:
@@ -90,7 +70,7 @@ def table(profiles=("cpu", "gpu"), results: Path | None = None) -> list[dict]:
             card = chapter_card(stem)
         except FileNotFoundError:
             continue
-        runs = {p: load_metrics(stem, p, results) for p in profiles}
+        runs = {p: load_result(stem, p, results) for p in profiles}
         state = {p: freshness(stem, p, results) for p in profiles}
         verdicts = {p: claim_results(card["claims"], runs[p][0]) if runs[p][0] else {} for p in profiles}
         for c in card["claims"]:
@@ -150,7 +130,7 @@ def markdown(profiles=("cpu", "gpu"), results: Path | None = None) -> str:
         mine = [r for r in rows if r["chapter"] == stem]
         lines += [f"## {chapter_card(stem).get('title', stem)}", ""]
         for p in profiles:
-            m, env = load_metrics(stem, p, results)
+            m, env = load_result(stem, p, results)
             if m:
                 lines += [reproducibility(stem, p, m, env, state=mine[0][f"state ({p})"], heading_level=3), ""]
         lines.append("| " + " | ".join(cols) + " |")

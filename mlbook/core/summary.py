@@ -8,12 +8,20 @@ scorecard page shows it for every chapter.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from . import evidence
-from .catalogue import chapter_card, repo_root
-from .provenance import freshness
+from .catalogue import chapter_card
+from .provenance import freshness, load_result
+
+
+def claim_results(claims: list[dict], metrics: dict) -> dict:
+    """Each claim's verdict and tests on ``metrics``, premises applied (``{}`` when the chapter has not
+    recorded its units: a run of older code)."""
+    try:
+        return evidence.evaluate_claims(claims, metrics)
+    except (KeyError, ValueError):
+        return {}
 
 
 def _scale(card: dict, env: dict, profile: str) -> str:
@@ -42,10 +50,7 @@ def reproducibility(stem: str, profile: str, metrics: dict, env: dict | None = N
               + f" Scale: {_scale(card, env, profile)}. Seeds: {seeds}. Device: {device}"
               + (f"; {env['seconds']:.0f} s" if isinstance(env.get("seconds"), (int, float)) else "") + ".", "",
               "**Results.**", ""]
-    try:
-        results = evidence.evaluate_claims(card["claims"], metrics)
-    except (KeyError, ValueError):
-        results = {}
+    results = claim_results(card["claims"], metrics)
     for c in card["claims"]:
         r = results.get(c["id"])
         if r is None:
@@ -85,12 +90,10 @@ def show(stem: str, profile: str, results: Path | None = None):
     is none yet.  Read before the run starts: the chapter's own run replaces that result when it finishes."""
     from IPython.display import Markdown
 
-    folder = (results or repo_root() / "results") / profile / stem
-    if not (folder / "metrics.json").exists():
+    metrics, env = load_result(stem, profile, results)
+    if not metrics:
         return Markdown(f"*No committed `{profile}` result of this chapter yet; its replication check below shows "
                         f"this run's verdicts.*")
-    metrics = json.loads((folder / "metrics.json").read_text())
-    env = json.loads((folder / "environment.json").read_text()) if (folder / "environment.json").exists() else {}
     state = freshness(stem, profile, results)
     return Markdown(reproducibility(stem, profile, metrics, env, state=state, heading_level=3)
                     + f"\n*From `results/{profile}/{stem}/` ({state}).*\n")
