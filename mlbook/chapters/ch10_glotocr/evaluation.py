@@ -101,8 +101,6 @@ def claim_units(dfs, engines, pretrained=("tess_script", "tess_eng", "rapidocr")
     """The claims' resampling units from the per-seed evaluate() tables (one stratum per seed), for
     ``mlbook.core.evidence``: lines for the tier and coverage comparisons, readings of unfamiliar scripts for
     the hallucination shares, (engine, line) pairs for the degradation (the same line in both profiles)."""
-    import numpy as np
-
     out: dict = {}
     plain = [d[d.profile == "PLAIN"] for d in dfs]
     per_line = [p[p.engine.isin(pretrained)].groupby(["tier", "id"]).cer.mean() for p in plain]
@@ -126,5 +124,4 @@ def claim_units(dfs, engines, pretrained=("tess_script", "tess_eng", "rapidocr")
             tr = d[d.trained & (d.tier == t)].pivot_table(index=["engine", "id"], columns="profile", values="cer")
             strata.append((tr["OLD_DOCUMENT"] - tr["PLAIN"]).dropna().tolist() if len(tr) else [])
         out[f"degradation_cer_{t.lower()}__units"] = [s for s in strata if s] or [[float("nan")]]
-    del np
     return out
