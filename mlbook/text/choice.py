@@ -5,7 +5,9 @@ For a prompt x and a candidate answer a = (a_1 … a_m) followed by the end-of-t
 
     score(a | x) = Σ_t log p(a_t | x, a_<t) + log p(e | x, a),        prediction = argmax_a score(a | x),
 
-the probability that the model *says exactly a and stops*. Two implementations, side by side:
+the probability that the model *says exactly a and stops*; with ``end_id=None`` the end term is left out and
+the score is log p(a | x), the log-likelihood of a continuation (lm-evaluation-harness's ``loglikelihood``:
+the answer to a completion prompt, where the text goes on after it). Two implementations, side by side:
 
 - ``score_naive``: one forward pass over every (prompt + candidate) sequence — the definition;
 - ``score``: the prompt once, then all its candidates from the prompt's KV cache — the fast path
@@ -24,7 +26,7 @@ from mlbook.models.layout import cache_keyword
 from .batching import left_pad
 
 
-def score_naive(model, prompts: list[list[int]], candidates: list[list[list[int]]], end_id: int,
+def score_naive(model, prompts: list[list[int]], candidates: list[list[list[int]]], end_id: int | None,
                 pixel_values=None) -> list[list[float]]:
     """score(a | x) for each prompt's candidates, one full sequence at a time (the reference)."""
     import torch
@@ -33,22 +35,23 @@ def score_naive(model, prompts: list[list[int]], candidates: list[list[list[int]
     for i, (p, cands) in enumerate(zip(prompts, candidates)):
         row = []
         for c in cands:
-            ids = torch.tensor([p + c + [end_id]], device=dev)
+            ids = torch.tensor([p + c + ([] if end_id is None else [end_id])], device=dev)
             kw = {} if pixel_values is None else {"pixel_values": pixel_values[i : i + 1].to(dev)}
             with torch.no_grad():
                 logp = model(input_ids=ids, **kw).logits[0].float().log_softmax(-1)  # (T, V)
-            targets = ids[0, len(p):]  # a_1 … a_m, e
+            targets = ids[0, len(p):]  # a_1 … a_m (, e)
             row.append(float(logp[len(p) - 1 : -1].gather(1, targets[:, None]).sum()))
         out.append(row)
     return out
 
 
-def score(model, prompts: list[list[int]], candidates: list[list[list[int]]], end_id: int, pad_id: int = 0,
+def score(model, prompts: list[list[int]], candidates: list[list[list[int]]], end_id: int | None, pad_id: int = 0,
           pixel_values=None, batch_size: int = 64, groups: list | None = None) -> list[list[float]]:
     """Same numbers as :func:`score_naive` (to float error), computed from each prompt's KV cache.
 
     prompts: n token-id lists; candidates: for each prompt a list of candidate token-id lists (without
-    the end token, which is appended); pixel_values: None or a (n, 3, H, W) tensor.
+    the end token, which is appended; ``end_id=None``: no end token, each candidate non-empty);
+    pixel_values: None or a (n, 3, H, W) tensor.
     groups: None, or one label per prompt; prompts with the same label share their longest common prefix
     (at most all but their last token) and, with images, the same image — that head is run once per group.
     With images the head must hold every image token (an image and then the question in several languages).
@@ -145,12 +148,18 @@ def _continue(model, first_logp, cache, mask, candidates, end_id):
     import torch
 
     dev = first_logp.device
+    stop = end_id is not None  # False: log p(a | x) only, the end token neither scored nor fed
+    filler = end_id if stop else 0
     rows = [(i, c) for i, cands in enumerate(candidates) for c in cands]
     totals = [0.0] * len(rows)
     buckets: dict = {}
     for r, (i, c) in enumerate(rows):
         if not c:  # the empty answer: the model stops at once
+            if not stop:
+                raise ValueError(f"an empty candidate of prompt {i} has no log-likelihood without an end token")
             totals[r] = float(first_logp[i, end_id])
+        elif len(c) == 1 and not stop:  # log p(a_1 | x) is already known: no pass of its own
+            totals[r] = float(first_logp[i, c[0]])
         else:
             buckets.setdefault(len(c), []).append(r)
     buckets = _merge_buckets(buckets)
@@ -158,18 +167,22 @@ def _continue(model, first_logp, cache, mask, candidates, end_id):
         owner = torch.tensor([rows[r][0] for r in members])
         lens = torch.tensor([len(rows[r][1]) for r in members])
         real = torch.arange(m)[None, :] < lens[:, None]  # (r, m): right padding inside a merged bucket
-        ids = torch.tensor([rows[r][1] + [end_id] * (m - len(rows[r][1])) for r in members])  # (r, m)
-        targets = torch.cat([ids[:, 1:], torch.full((len(members), 1), end_id)], 1)  # a_2 … a_m, e (then e as filler)
+        scored = real if stop else torch.arange(m)[None, :] < lens[:, None] - 1  # without e: a_2 … a_m only
+        ids = torch.tensor([rows[r][1] + [filler] * (m - len(rows[r][1])) for r in members])  # (r, m)
+        targets = torch.cat([ids[:, 1:], torch.full((len(members), 1), filler)], 1)  # a_2 … a_m, e (then filler)
         kv = cache if b == len(buckets) - 1 else copy.deepcopy(cache)  # the last bucket may consume the cache
         kv.batch_select_indices(owner.to(dev))  # one copy of the prompt's keys/values per candidate
         pos = mask.sum(1)[owner][:, None] + torch.arange(m)[None, :]  # continue where the prompt ended
         att = torch.cat([mask[owner], real.to(mask.dtype)], 1)
+        keep = m if stop else torch.arange(m - 1, device=dev)  # without e the last position predicts nothing
         with torch.no_grad():
             logits = model(input_ids=ids.to(dev), attention_mask=att.to(dev), position_ids=pos.to(dev),
-                           use_cache=True, **{cache_keyword(model): kv}).logits
+                           use_cache=True, logits_to_keep=keep, **{cache_keyword(model): kv}).logits
+        if not stop:  # (r, m − 1) → (r, m): the dropped last column is never scored
+            logits = torch.cat([logits, logits[:, -1:]], 1)
         logp = logits.float().log_softmax(-1).gather(2, targets[:, :, None].to(dev))[..., 0]  # (r, m)
         first = first_logp[owner.to(dev)].gather(1, ids[:, :1].to(dev))[:, 0]  # log p(a_1 | x)
-        for r, v in zip(members, (first + (logp * real.to(dev)).sum(1)).tolist()):
+        for r, v in zip(members, (first + (logp * scored.to(dev)).sum(1)).tolist()):
             totals[r] = v
     out, k = [], 0
     for cands in candidates:

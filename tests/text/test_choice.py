@@ -88,3 +88,27 @@ def test_choice_merge_buckets_trades_padding_for_passes():
 def test_choice_accuracy():
     assert choice.accuracy([[0.0, -1.0], [-3.0, -2.0, -5.0], [1.0, 1.0]], [0, 1, 1]) == pytest.approx(2 / 3)
     assert np.isnan(choice.accuracy([], []))
+
+
+def test_choice_continuation_loglikelihood_without_end_token():
+    """end_id=None: score = log p(a | x) = Σ_t log p(a_t | x, a_<t), worked out from one full forward pass."""
+    m = _tiny_llama()
+    g = torch.Generator().manual_seed(5)
+    prompts = [torch.randint(6, 64, (n,), generator=g).tolist() for n in (6, 3, 9)]
+    cands = [[[10], [11, 12, 13]], [[14, 15], [16]], [[17, 18, 19, 20], [21], [22, 23]]]
+    want = []
+    for p, cs in zip(prompts, cands):
+        row = []
+        for c in cs:
+            with torch.no_grad():
+                logp = m(input_ids=torch.tensor([p + c])).logits[0].log_softmax(-1)
+            row.append(sum(float(logp[len(p) - 1 + t, tok]) for t, tok in enumerate(c)))
+        want.append(row)
+    assert np.allclose(np.concatenate(choice.score_naive(m, prompts, cands, end_id=None)), np.concatenate(want), atol=1e-4)
+    for bs in (1, 2, 32):
+        got = choice.score(m, prompts, cands, end_id=None, pad_id=0, batch_size=bs)
+        assert np.allclose(np.concatenate(got), np.concatenate(want), atol=1e-4), bs
+    with_end = choice.score(m, prompts, cands, end_id=2, pad_id=0)
+    assert all(a < b for a, b in zip(np.concatenate(with_end), np.concatenate(want)))  # the end term is a log p < 0
+    with pytest.raises(ValueError, match="empty candidate"):
+        choice.score(m, prompts[:1], [[[]]], end_id=None)
