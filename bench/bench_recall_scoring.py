@@ -15,15 +15,20 @@ case that a KV cache (ours) and lm-evaluation-harness's logits cache are built f
 - ``plain``    every (prompt + answer) sequence as one row of a right-padded batch, one forward pass.
 
 The token ids are lm-eval's own split (``HFLM._encode_pair``), so the three compute the same numbers: the
-largest difference to ours must be ≤ 1e-4 nats (asserted).  Each method runs in its own subprocess, so that
+largest difference to ours must be ≤ 1e-4 nats (asserted).  The table also counts the requests where that split
+differs from ``tok(context) + tok(continuation, add_special_tokens=False)`` (expected: none — the continuations
+start with a space and the contexts do not end with one).  Before the clock, each method runs once on its first
+``--warmup`` requests (first-call allocations, lazy initialisation).  Each method runs in its own subprocess, so that
 its peak resident memory (``ru_maxrss``) is its own; the time is the best of ``--rounds`` (a busy machine
-only adds time).  The machine's load average is printed with the table: say "idle" or "contended".
+only adds time).  The machine's load average is printed with the table, and each method's CPU seconds per
+wall second (about ``BENCH_THREADS`` when it had its cores to itself): say "idle" or "contended".
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
 import resource
 import subprocess
 import sys
@@ -55,7 +60,7 @@ def requests(n: int, seed: int = 0) -> list[tuple[str, str]]:
     return out[:n]
 
 
-def child(method: str, model_name: str, n: int, batch_size: int, rounds: int) -> dict:
+def child(method: str, model_name: str, n: int, batch_size: int, rounds: int, warmup: int = 8) -> dict:
     import torch
 
     from mlbook.models.loading import load_causal_lm
@@ -68,8 +73,10 @@ def child(method: str, model_name: str, n: int, batch_size: int, rounds: int) ->
 
     lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size, device="cpu")
     pairs = [lm._encode_pair(c, x) for c, x in reqs]  # the token ids all three score
+    naive = [(tok(c)["input_ids"], tok(x, add_special_tokens=False)["input_ids"]) for c, x in reqs]
+    split_differs = sum((list(a), list(b)) != (c, d) for (a, b), (c, d) in zip(pairs, naive))
 
-    def ours():
+    def ours(pairs, reqs):
         from mlbook.text.choice import score
 
         prompts, index, cands = [], {}, []
@@ -88,11 +95,11 @@ def child(method: str, model_name: str, n: int, batch_size: int, rounds: int) ->
             out.append(got[k][pos[k]])
         return out
 
-    def lm_eval():
+    def lm_eval(pairs, reqs):
         inst = [Instance(request_type="loglikelihood", doc={}, arguments=(c, x), idx=i) for i, (c, x) in enumerate(reqs)]
         return [ll for ll, _ in lm.loglikelihood(inst, disable_tqdm=True)]
 
-    def plain():
+    def plain(pairs, reqs):
         from mlbook.text.batching import right_pad
 
         out = []
@@ -108,13 +115,19 @@ def child(method: str, model_name: str, n: int, batch_size: int, rounds: int) ->
 
     fn = {"ours": ours, "lm_eval": lm_eval, "plain": plain}[method]
     with torch.inference_mode():
-        times, values = [], None
+        t0 = time.perf_counter()
+        fn(pairs[:warmup], reqs[:warmup])  # untimed
+        warmup_s = time.perf_counter() - t0
+        times, cpu, values = [], [], None
         for _ in range(rounds):
-            t0 = time.perf_counter()
-            values = fn()
+            t0, c0 = time.perf_counter(), time.process_time()
+            values = fn(pairs, reqs)
             times.append(time.perf_counter() - t0)
-    return {"seconds": min(times), "seconds_all": times, "values": values, "n": len(reqs),
-            "prompts": len({tuple(c) for c, _ in pairs}), "tokens": sum(len(c) + len(x) for c, x in pairs),
+            cpu.append(time.process_time() - c0)
+    return {"seconds": min(times), "seconds_all": times, "cpu_seconds_all": cpu, "warmup_seconds": warmup_s, "values": values,
+            "n": len(reqs), "prompts": len({tuple(c) for c, _ in pairs}),
+            "tokens": sum(len(c) + len(x) for c, x in pairs), "split_differs": split_differs,
+            "threads": torch.get_num_threads(), "cpu_per_wall": cpu[times.index(min(times))] / min(times),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
@@ -123,7 +136,8 @@ def main(argv=None) -> dict:
     p.add_argument("--models", nargs="+", default=["HuggingFaceTB/SmolLM2-135M-Instruct", "google/gemma-3-270m"])
     p.add_argument("--n-requests", type=int, default=800)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=2, help="timed runs per method; the best counts")
+    p.add_argument("--warmup", type=int, default=8, help="requests of the untimed first call")
     p.add_argument("--quick", action="store_true", help="128 requests, the first model only, one round")
     p.add_argument("--json", default=None, help="write the results here too")
     p.add_argument("--child", nargs=2, default=None, help=argparse.SUPPRESS)
@@ -131,15 +145,18 @@ def main(argv=None) -> dict:
     if args.quick:
         args.n_requests, args.models, args.rounds = 128, args.models[:1], 1
     if args.child:
-        print("RESULT " + json.dumps(child(args.child[0], args.child[1], args.n_requests, args.batch_size, args.rounds)))
+        print("RESULT " + json.dumps(child(args.child[0], args.child[1], args.n_requests, args.batch_size, args.rounds,
+                                                 args.warmup)))
         return {}
 
-    out = {"load_before": os.getloadavg(), "n_requests": args.n_requests, "batch_size": args.batch_size, "models": {}}
+    out = {"load_before": os.getloadavg(), "n_requests": args.n_requests, "batch_size": args.batch_size,
+           "rounds": args.rounds, "threads": int(os.environ.get("BENCH_THREADS", "2")), "platform": platform.platform(),
+           "models": {}}
     for model in args.models:
         res = {}
         for method in METHODS:
             cmd = [sys.executable, __file__, "--child", method, model, "--n-requests", str(args.n_requests),
-                   "--batch-size", str(args.batch_size), "--rounds", str(args.rounds)]
+                   "--batch-size", str(args.batch_size), "--rounds", str(args.rounds), "--warmup", str(args.warmup)]
             proc = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1])
             line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
             if line is None:
@@ -151,19 +168,23 @@ def main(argv=None) -> dict:
             r["max_abs_diff_vs_ours"] = max(abs(a - b) for a, b in zip(r["values"], ref))
             r["requests_per_s"] = r["n"] / r["seconds"]
         print(f"\n{model}: {res['ours']['n']} requests, {res['ours']['prompts']} distinct prompts, "
-              f"{res['ours']['tokens']} tokens of prompt + answer")
-        print(f"{'method':8s} {'seconds':>8s} {'req/s':>8s} {'vs ours':>8s} {'peak RSS':>9s} {'max |Δ| vs ours':>16s}")
+              f"{res['ours']['tokens']} tokens of prompt + answer; lm-eval's split differs from the naive one "
+              f"in {res['ours']['split_differs']}")
+        print(f"{'method':8s} {'seconds':>8s} {'req/s':>8s} {'vs ours':>8s} {'peak RSS':>9s} {'max |Δ| vs ours':>16s} "
+              f"{'cpu/wall':>8s}")
         for method in METHODS:
             r = res[method]
             print(f"{method:8s} {r['seconds']:8.2f} {r['requests_per_s']:8.1f} {r['seconds'] / res['ours']['seconds']:7.2f}× "
-                  f"{r['peak_rss_mb']:7.0f} MB {r['max_abs_diff_vs_ours']:16.2e}")
+                  f"{r['peak_rss_mb']:7.0f} MB {r['max_abs_diff_vs_ours']:16.2e} {r['cpu_per_wall']:8.2f}")
         for method in METHODS:
             assert res[method]["max_abs_diff_vs_ours"] <= 1e-4, f"{method} differs from ours on {model}"
             del res[method]["values"]
         out["models"][model] = res
     out["load_after"] = os.getloadavg()
-    print(f"\nload average before {out['load_before'][0]:.2f}, after {out['load_after'][0]:.2f} "
-          "(1-minute; above ~0.5 on 2 cores: contended)")
+    print(f"\nload average before {out['load_before'][0]:.2f}, after {out['load_after'][0]:.2f} (1-minute; before "
+          f"above ~0.5: contended; the bench itself adds ~{out['threads']}).  cpu/wall near {out['threads']}: the timed "
+          "runs had their cores")
+    print(json.dumps(out, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return out

@@ -152,9 +152,9 @@ def test_scoring_path_at_tiny_size_with_eight_candidates(facts, tmp_path, monkey
     prompts, answers = P.build(facts, ["en", "ru"], [0], 8)
     prompts = [p for p in prompts if p["locale"] in ("en", "ru")][:40]
     m, tok = llama(), CharTokenizer()
-    got = experiment.score_prompts(m, tok, prompts, answers, "tiny", batch_size=8, progress=False)
-    again = experiment.score_prompts(m, tok, prompts, answers, "tiny", batch_size=3, progress=False)  # the cache
-    assert got == again
+    got, info = experiment.score_prompts(m, tok, prompts, answers, "tiny", batch_size=8, progress=False)
+    again, info2 = experiment.score_prompts(m, tok, prompts, answers, "tiny", batch_size=3, progress=False)  # cached
+    assert got == again and info == info2 and info["prompts_per_s"] > 0
     ids, flat, owner = experiment.encode(tok, prompts[:5], answers)
     from mlbook.text import choice
 

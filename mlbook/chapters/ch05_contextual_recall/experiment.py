@@ -56,10 +56,12 @@ def encode(tok, prompts: list[dict], answers: dict):
 
 
 def score_prompts(model, tok, prompts: list[dict], answers: dict, model_name: str, batch_size: int = 64,
-                  progress: bool = True) -> list[list[float]]:
-    """Per prompt, the log-likelihood of each candidate (the max over its forms), cached under the model,
-    the prompts, the answers and the source of the scoring code."""
+                  progress: bool = True) -> tuple[list[list[float]], dict]:
+    """``(scores, info)``: per prompt, the log-likelihood of each candidate (the max over its forms), cached
+    under the model, the prompts, the answers and the source of the scoring code; ``info["prompts_per_s"]``
+    is the throughput of the pass that built the entry."""
     import json
+    import time
 
     spec = {"model": model_name, "prompts": key_of([(p["text"], p["candidates"]) for p in prompts]),
             "answers": key_of(sorted((list(k), v) for k, v in answers.items())), "version": VERSION,
@@ -67,6 +69,7 @@ def score_prompts(model, tok, prompts: list[dict], answers: dict, model_name: st
             "tokenizer": type(tok).__name__, "vocab": len(tok)}
 
     def build(folder):
+        t0 = time.perf_counter()
         ids, flat, owner = encode(tok, prompts, answers)
         chunks, out = _chunks(prompts, 512), []
         bar = _bar(len(prompts), f"scoring {model_name.split('/')[-1]}", progress)
@@ -80,11 +83,13 @@ def score_prompts(model, tok, prompts: list[dict], answers: dict, model_name: st
                 out.append(best)
             bar.update(hi - lo)
         bar.close()
+        seconds = time.perf_counter() - t0
         (folder / "scores.json").write_text(json.dumps(out))
+        (folder / "info.json").write_text(json.dumps({**spec, "seconds": seconds, "prompts_per_s": len(prompts) / seconds}))
         return {"spec": spec}
 
     folder = cached_folder(f"recall/{model_name.replace('/', '--')}-{key_of(spec)}", build)
-    return json.loads((folder / "scores.json").read_text())
+    return json.loads((folder / "scores.json").read_text()), json.loads((folder / "info.json").read_text())
 
 
 def _chunks(prompts, size: int):
