@@ -174,15 +174,14 @@ def _continue(model, first_logp, cache, mask, candidates, end_id):
         kv.batch_select_indices(owner.to(dev))  # one copy of the prompt's keys/values per candidate
         pos = mask.sum(1)[owner][:, None] + torch.arange(m)[None, :]  # continue where the prompt ended
         att = torch.cat([mask[owner], real.to(mask.dtype)], 1)
-        keep = m if stop else torch.arange(m - 1, device=dev)  # without e the last position predicts nothing
+        cols = m if stop else m - 1  # without e the last position predicts nothing that is scored
         with torch.no_grad():
             logits = model(input_ids=ids.to(dev), attention_mask=att.to(dev), position_ids=pos.to(dev),
-                           use_cache=True, logits_to_keep=keep, **{cache_keyword(model): kv}).logits
-        if not stop:  # (r, m − 1) → (r, m): the dropped last column is never scored
-            logits = torch.cat([logits, logits[:, -1:]], 1)
-        logp = logits.float().log_softmax(-1).gather(2, targets[:, :, None].to(dev))[..., 0]  # (r, m)
+                           use_cache=True, logits_to_keep=torch.arange(cols, device=dev),
+                           **{cache_keyword(model): kv}).logits  # (r, cols, V)
+        logp = logits.float().log_softmax(-1).gather(2, targets[:, :cols, None].to(dev))[..., 0]  # (r, cols)
         first = first_logp[owner.to(dev)].gather(1, ids[:, :1].to(dev))[:, 0]  # log p(a_1 | x)
-        for r, v in zip(members, (first + (logp * scored.to(dev)).sum(1)).tolist()):
+        for r, v in zip(members, (first + (logp * scored[:, :cols].to(dev)).sum(1)).tolist()):
             totals[r] = v
     out, k = [], 0
     for cands in candidates:

@@ -58,6 +58,11 @@ def _empty(units) -> bool:
     return not any((len(u) if isinstance(u, list) else 1) for u in units)
 
 
+def or_nothing(units):
+    """The units as they are, or :data:`NOTHING` when there are none to resample."""
+    return NOTHING if _empty(units) else units
+
+
 def origin_units(pf: pd.DataFrame) -> list[float]:
     """Per fact with both kinds of real name over the seeds: accuracy with own-origin names minus with
     foreign ones (paired within the fact)."""
@@ -146,7 +151,7 @@ def model_metrics(p: str, df: pd.DataFrame, margin: float, greedy: list[dict] | 
     stats = {"delta": by_seed(el, "delta"), "cells_dropping": cells_dropping(el), "relation_spread": spread,
              "name_effect": by_seed(el, "name"), "origin_effect": origin_units(el)}
     for k, units in stats.items():
-        units = NOTHING if _empty(units) else units
+        units = or_nothing(units)
         m[f"{p}_{k}"] = float(np.nan_to_num(evidence.interval(units)["estimate"]))
         m[f"{p}_{k}__units"] = units
     if greedy:  # what the model says (greedy) against what the ranking picks, where it names a candidate at all

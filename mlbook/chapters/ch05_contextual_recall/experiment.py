@@ -55,11 +55,26 @@ def encode(tok, prompts: list[dict], answers: dict):
     return ids, flat, owner
 
 
+def score_items(model, tok, items: list[dict], answers: dict, batch_size: int = 64) -> list[list[float]]:
+    """Per prompt, the log-likelihood of each candidate (the max over its forms), uncached; prompts with the
+    same ``group`` share one pass over their common head."""
+    ids, flat, owner = encode(tok, items, answers)
+    got = choice.score(model, ids, flat, end_id=None, pad_id=tok.pad_token_id or 0, batch_size=batch_size,
+                       groups=[p["group"] for p in items])
+    out = []
+    for row, own, p in zip(got, owner, items):
+        best = [-math.inf] * len(p["candidates"])
+        for v, j in zip(row, own):
+            best[j] = max(best[j], v)
+        out.append(best)
+    return out
+
+
 def score_prompts(model, tok, prompts: list[dict], answers: dict, model_name: str, batch_size: int = 64,
                   progress: bool = True) -> tuple[list[list[float]], dict]:
-    """``(scores, info)``: per prompt, the log-likelihood of each candidate (the max over its forms), cached
-    under the model, the prompts, the answers and the source of the scoring code; ``info["prompts_per_s"]``
-    is the throughput of the pass that built the entry."""
+    """``(scores, info)``: :func:`score_items` of every prompt, cached under the model, the prompts, the
+    answers and the source of the scoring code; ``info["prompts_per_s"]`` is the throughput of the pass that
+    built the entry.  The prompts are scored in order of their group, so that a group is never split."""
     import json
     import time
 
@@ -70,17 +85,12 @@ def score_prompts(model, tok, prompts: list[dict], answers: dict, model_name: st
 
     def build(folder):
         t0 = time.perf_counter()
-        ids, flat, owner = encode(tok, prompts, answers)
-        chunks, out = _chunks(prompts, 512), []
+        order = sorted(range(len(prompts)), key=lambda i: prompts[i]["group"])
+        ordered, out = [prompts[i] for i in order], [None] * len(prompts)
         bar = _bar(len(prompts), f"scoring {model_name.split('/')[-1]}", progress)
-        for lo, hi in chunks:
-            got = choice.score(model, ids[lo:hi], flat[lo:hi], end_id=None, pad_id=tok.pad_token_id or 0,
-                               batch_size=batch_size, groups=[p["group"] for p in prompts[lo:hi]])
-            for row, own, p in zip(got, owner[lo:hi], prompts[lo:hi]):
-                best = [-math.inf] * len(p["candidates"])
-                for v, j in zip(row, own):
-                    best[j] = max(best[j], v)
-                out.append(best)
+        for lo, hi in _chunks(ordered, 512):
+            for i, best in zip(order[lo:hi], score_items(model, tok, ordered[lo:hi], answers, batch_size)):
+                out[i] = best
             bar.update(hi - lo)
         bar.close()
         seconds = time.perf_counter() - t0

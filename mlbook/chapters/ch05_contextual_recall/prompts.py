@@ -75,11 +75,21 @@ def with_article(lang: str, relation: str, answer: str) -> str:
     return rule["default"] + answer
 
 
+def real_names() -> set[str]:
+    """Every real name of the lists, in both scripts, casefolded."""
+    return {f.casefold() for forms in name_lists()["real"].values() for pair in forms for f in pair}
+
+
+def fact_words(facts) -> set[str]:
+    """The words of the facts' country names and answers, casefolded: what a synthetic name must not be."""
+    return {w.casefold() for f in facts for w in (f["country_name"] + " " + f["answer"]).split()}
+
+
 def synthetic_names(lang: str, n: int, seed: int, forbidden: set[str] = frozenset()) -> list[str]:
     """``n`` distinct synthetic names of ``lang``'s syllable inventory (2 syllables + coda, 4–9 letters),
     none of them a real name of the lists or a word in ``forbidden`` (the facts' names, casefolded)."""
     inv = name_lists()["synthetic"][lang]
-    real = {f.casefold() for forms in name_lists()["real"].values() for pair in forms for f in pair}
+    real = real_names()
     rng, out, tries = random.Random(f"synthetic-{lang}-{seed}"), [], 0
     while len(out) < n:
         tries += 1
@@ -127,14 +137,13 @@ def build(facts, languages, seeds, n_candidates: int, origins=None) -> tuple[lis
     origins = list(origins or name_lists()["real"])
     cands = candidate_sets(facts, n_candidates)
     answers: dict = {}
-    forbidden: set = set()
     rows = [f for f in (facts.to_list() if hasattr(facts, "to_list") else facts) if f["locale"] in languages]
     for f in rows:
         forms = [f["answer"]]
         if not templates()[f["locale"]].get("article", {}).get(f["relation"]):  # a plural fits no singular article
             forms += [a for a in f["aliases"] if a != f["answer"] and a[:1] == f["answer"][:1]]
         answers[f["locale"], f["relation"], f["answer_key"]] = [with_article(f["locale"], f["relation"], a) for a in forms]
-        forbidden |= {w.casefold() for w in (f["country_name"] + " " + f["answer"]).split()}
+    forbidden = fact_words(rows)
     prompts = []
     for i, f in enumerate(rows):
         base = {"fact": i, "country": f["country"], "locale": f["locale"], "relation": f["relation"],
