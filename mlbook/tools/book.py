@@ -17,7 +17,6 @@ import argparse
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,9 +24,13 @@ from pathlib import Path
 from mlbook.core import catalogue, scorecard
 from mlbook.core.context import check_profile
 
+from . import subproc
+
 # The staged folder named by `html_static_path` in _config.yml; it holds only the vendored
 # JavaScript, and its content lands in _build/html/_static/ (so: _static/offline/...).
 STATIC_DIR = "_offline"
+# Sphinx on every chapter at cpu takes a few minutes; one that runs for an hour is stuck, not slow.
+BUILD_TIMEOUT_S = 3600
 VENDOR_PREFIX = "offline"
 
 # Run after require.js and before the widget bundle (see nb_ipywidgets_js in _config.yml).
@@ -300,8 +303,10 @@ def _jupyter_book(staged: Path, path_output: Path, quiet: bool = False) -> str:
     cmd = [str(exe) if exe.exists() else (shutil.which("jupyter-book") or "jupyter-book"),
            "build", str(staged), "--path-output", str(path_output), "--builder", "html"]
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          env=env)
+    try:
+        proc = subproc.run(cmd, BUILD_TIMEOUT_S, env=env, merge_stderr=True)
+    except subproc.TimedOut as e:
+        raise BookBuildError(f"jupyter-book build did not finish: {e}") from None
     if not quiet:
         tail = [ln for ln in proc.stdout.splitlines() if ln.strip()][-3:]
         print("\n".join(tail))

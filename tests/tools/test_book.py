@@ -12,7 +12,6 @@ import functools
 import http.server
 import os
 import shutil
-import subprocess
 import threading
 import time
 from contextlib import contextmanager
@@ -23,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from mlbook.tools import book
+from mlbook.tools import book, subproc
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "widget_math_plot.ipynb"
@@ -91,13 +90,13 @@ def load(url: str, profile_dir: Path, log: list, screenshot: Path | None = None)
     exe = chromium()
     start = len(log)
     common = [exe, *CHROME_FLAGS, f"--user-data-dir={profile_dir}"]
-    proc = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True,
-                          timeout=120)
+    # subproc.run, not subprocess.run: Chromium's helper processes would keep a pipe open past the time-out
+    proc = subproc.run([*common, "--dump-dom", url], timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     if screenshot is not None:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
-        shot = subprocess.run([*common, "--window-size=1280,1600", f"--screenshot={screenshot}",
-                               url], capture_output=True, text=True, timeout=120)
+        shot = subproc.run([*common, "--window-size=1280,1600", f"--screenshot={screenshot}", url],
+                           timeout=120)
         assert shot.returncode == 0 and screenshot.exists(), shot.stderr[-2000:]
     time.sleep(0.1)  # let the server thread log the last request
     return Page(url, proc.stdout, proc.stderr, log[start:])
