@@ -1,8 +1,10 @@
 """Merging whole checkpoints: one tensor by name with any method (``merge_tensor``), state dicts, and a
-streaming merge of safetensors folders (one tensor of every model in memory at a time), with the
-language model of a multimodal (LLaVA-style) checkpoint matched to the base LM's tensor names."""
+streaming merge of safetensors folders (one tensor of every model in memory at a time, read and written
+tensor by tensor by :mod:`tensorfile`), with the language model of a multimodal (LLaVA-style) checkpoint
+matched to the base LM's tensor names."""
 from __future__ import annotations
 
+from . import tensorfile
 from .methods import (
     METHODS,
     breadcrumbs_merge,
@@ -23,6 +25,11 @@ def merge_tensor(name, base, thetas, method, lambdas=None, density=None, lam=1.0
 
     if not base.is_floating_point():
         return base.clone()
+    if method == "dim3":  # works on the weights themselves: no task vectors for 1-D and 2-D tensors
+        if base.dim() in (1, 2):
+            tr = base.dim() == 2 and any(k in name for k in transpose_keys)
+            return dim3_merge_tensor(base, thetas, t, c, transpose=tr)
+        return task_arithmetic(base, [task_vector(th, base) for th in thetas], lambdas)
     deltas = [task_vector(th, base) for th in thetas]
     if method == "task_arithmetic":
         return task_arithmetic(base, deltas, lambdas)
@@ -32,11 +39,6 @@ def merge_tensor(name, base, thetas, method, lambdas=None, density=None, lam=1.0
         return dare_merge(base, deltas, p, lambdas, seed + zlib.crc32(name.encode()))
     if method == "breadcrumbs":
         return breadcrumbs_merge(base, deltas, lambdas, 0.7 if density is None else density, small)
-    if method == "dim3":
-        if base.dim() in (1, 2):
-            tr = base.dim() == 2 and any(k in name for k in transpose_keys)
-            return dim3_merge_tensor(base, thetas, t, c, transpose=tr)
-        return task_arithmetic(base, deltas, lambdas)
     raise ValueError(f"unknown method {method!r}; one of {METHODS}")
 
 
@@ -94,21 +96,14 @@ def weight_files(d):
     """{tensor name: safetensors file} for a model folder (single file or shards)."""
     from pathlib import Path
 
-    from safetensors import safe_open
-
     files = sorted(Path(d).glob("*.safetensors"))
     assert files, f"no .safetensors files in {d}"
-    where = {}
-    for f in files:
-        with safe_open(str(f), framework="pt") as h:
-            for k in h.keys():
-                where[k] = f
-    return where
+    return {k: f for f in files for k in tensorfile.read_header(f)[0]}
 
 
 def merge_folders(base_dir, model_dirs, out_dir, method, copy_from=None, into=None, **kw):
-    """Stream-merge safetensors folders tensor by tensor (one tensor of each model in memory at a time,
-    plus the current output shard).
+    """Stream-merge safetensors folders tensor by tensor: one tensor of each model and the one merged from them
+    are in memory at a time (:mod:`tensorfile` reads without mapping the files and writes each tensor at once).
 
     - ``into=None``: the output mirrors the base's tensor names and shard layout (tensors found only in the
       models go to an extra shard); non-weight files (config, tokenizer, …) come from copy_from or model_dirs[0].
@@ -123,9 +118,6 @@ def merge_folders(base_dir, model_dirs, out_dir, method, copy_from=None, into=No
     import shutil
     from contextlib import ExitStack
     from pathlib import Path
-
-    from safetensors import safe_open
-    from safetensors.torch import save_file
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,27 +143,33 @@ def merge_folders(base_dir, model_dirs, out_dir, method, copy_from=None, into=No
         src = Path(copy_from or model_dirs[into])
 
     with ExitStack() as stack:
-        handles = {}
+        readers = {}
 
-        def get(where, name):
+        def reader(where, name) -> tensorfile.Reader:
             f = where[name]
-            if f not in handles:
-                handles[f] = stack.enter_context(safe_open(str(f), framework="pt"))
-            return handles[f].get_tensor(name)
+            if f not in readers:
+                readers[f] = stack.enter_context(tensorfile.Reader(f))
+            return readers[f]
+
+        def merged(b) -> bool:
+            return b is not None and b in bw and all(b in o for o in own)
 
         weight_map, total = {}, 0
         for fname, entries in plan.items():
-            tensors = {}
-            for name, b, where in entries:
-                if b is not None and b in bw and all(b in o for o in own):
-                    merged = merge_tensor(b, get(bw, b), [get(mw, o[b]) for mw, o in zip(mws, own)], method, **kw)
-                    tensors[name] = merged.contiguous()
-                else:  # no counterpart in the base or in some model: copied untouched
-                    tensors[name] = get(where, name).contiguous()
-                weight_map[name] = fname
-                total += tensors[name].numel() * tensors[name].element_size()
-            save_file(tensors, str(out / fname), metadata={"format": "pt"})
-            del tensors
+            # every output tensor's dtype and shape is known before any is computed: a merged one has the base's
+            specs = [(name, *reader(bw if merged(b) else where, b if merged(b) else name).spec(b if merged(b) else name))
+                     for name, b, where in entries]
+            with tensorfile.Writer(out / fname, specs, metadata={"format": "pt"}) as w:
+                for name, b, where in entries:  # one output tensor (and its inputs) alive at a time
+                    if merged(b):
+                        t = merge_tensor(b, reader(bw, b).get(b),
+                                         [reader(mw, o[b]).get(o[b]) for mw, o in zip(mws, own)], method, **kw)
+                    else:  # no counterpart in the base or in some model: copied untouched
+                        t = reader(where, name).get(name)
+                    w.write(name, t)
+                    weight_map[name] = fname
+                    total += t.numel() * t.element_size()
+                    del t
     for f in src.iterdir():
         if f.is_file() and not f.name.endswith(".safetensors") and f.name not in ("model.safetensors.index.json",
                                                                                     "MANIFEST.json"):

@@ -95,14 +95,22 @@ def ties(base, deltas, density=0.5, lam=1.0):
     4. θ* = θ_B + lam · mean."""
     import torch
 
-    T = torch.stack([d.float() for d in deltas])  # K × S
-    n = T[0].numel()
-    k = int(density * n)
-    trimmed = torch.stack([t * _topk_mask(t, k) for t in T])  # trim(τ_k): top-k by |τ_k|
-    gamma = torch.sign(trimmed.sum(0))  # γ = sign(Σ_k trim(τ_k))
-    agree = (torch.sign(trimmed) == gamma) & (trimmed != 0)  # A_k = {trim(τ_k) ≠ 0, sign = γ}
-    count = agree.sum(0)
-    mean = (trimmed * agree).sum(0) / count.clamp(min=1)  # τ* = Σ_{k∈A} trim(τ_k) / |A|
+    # one task vector at a time, never a K × S stack: a streamed merge's peak is a few copies of one weight
+    k = int(density * base.numel())
+    trimmed = [d.float() * _topk_mask(d.float(), k) for d in deltas]  # trim(τ_k): top-k by |τ_k|
+    total = trimmed[0].clone()
+    for t in trimmed[1:]:
+        total += t
+    gamma = torch.sign(total)  # γ = sign(Σ_k trim(τ_k))
+    count = torch.zeros(base.shape, dtype=torch.int64)
+    for t in trimmed:
+        agree = (torch.sign(t) == gamma) & (t != 0)  # A_k = {trim(τ_k) ≠ 0, sign = γ}
+        count += agree
+        t.mul_(agree)  # keep only the agreeing entries (in place: trimmed[k] is not needed otherwise)
+    total = trimmed[0]
+    for t in trimmed[1:]:
+        total += t
+    mean = total / count.clamp(min=1)  # τ* = Σ_{k∈A} trim(τ_k) / |A|
     return (base.float() + lam * mean).to(base.dtype)  # θ* = θ_B + λ τ*
 
 
