@@ -151,17 +151,17 @@ def merge_folders(base_dir, model_dirs, out_dir, method, copy_from=None, into=No
                 readers[f] = stack.enter_context(tensorfile.Reader(f))
             return readers[f]
 
-        def merged(b) -> bool:
-            return b is not None and b in bw and all(b in o for o in own)
-
         weight_map, total = {}, 0
         for fname, entries in plan.items():
+            # b stays only where the tensor is merged: it has a counterpart in the base and in every model
+            entries = [(name, b if b is not None and b in bw and all(b in o for o in own) else None, where)
+                       for name, b, where in entries]
             # every output tensor's dtype and shape is known before any is computed: a merged one has the base's
-            specs = [(name, *reader(bw if merged(b) else where, b if merged(b) else name).spec(b if merged(b) else name))
+            specs = [(name, *(reader(bw, b).spec(b) if b else reader(where, name).spec(name)))
                      for name, b, where in entries]
             with tensorfile.Writer(out / fname, specs, metadata={"format": "pt"}) as w:
                 for name, b, where in entries:  # one output tensor (and its inputs) alive at a time
-                    if merged(b):
+                    if b:
                         t = merge_tensor(b, reader(bw, b).get(b),
                                          [reader(mw, o[b]).get(o[b]) for mw, o in zip(mws, own)], method, **kw)
                     else:  # no counterpart in the base or in some model: copied untouched

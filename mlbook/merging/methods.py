@@ -87,6 +87,14 @@ def _zeros_bool(x):
     return torch.zeros(x.shape, dtype=torch.bool, device=x.device)
 
 
+def _sum(ts):
+    """Σ of a list of same-shaped tensors, in list order, into a new tensor."""
+    out = ts[0].clone()
+    for t in ts[1:]:
+        out += t
+    return out
+
+
 def ties(base, deltas, density=0.5, lam=1.0):
     """TIES-merging. base: shape S; deltas: K tensors of shape S.
     1. trim: keep in each τ_k its int(density·n) entries of largest |value| (n = numel), zero the rest;
@@ -97,20 +105,17 @@ def ties(base, deltas, density=0.5, lam=1.0):
 
     # one task vector at a time, never a K × S stack: a streamed merge's peak is a few copies of one weight
     k = int(density * base.numel())
-    trimmed = [d.float() * _topk_mask(d.float(), k) for d in deltas]  # trim(τ_k): top-k by |τ_k|
-    total = trimmed[0].clone()
-    for t in trimmed[1:]:
-        total += t
-    gamma = torch.sign(total)  # γ = sign(Σ_k trim(τ_k))
-    count = torch.zeros(base.shape, dtype=torch.int64)
+    trimmed = []
+    for d in deltas:
+        d = d.float()
+        trimmed.append(d * _topk_mask(d, k))  # trim(τ_k): top-k by |τ_k|
+    gamma = torch.sign(_sum(trimmed))  # γ = sign(Σ_k trim(τ_k))
+    count = torch.zeros_like(gamma, dtype=torch.int64)
     for t in trimmed:
         agree = (torch.sign(t) == gamma) & (t != 0)  # A_k = {trim(τ_k) ≠ 0, sign = γ}
         count += agree
         t.mul_(agree)  # keep only the agreeing entries (in place: trimmed[k] is not needed otherwise)
-    total = trimmed[0]
-    for t in trimmed[1:]:
-        total += t
-    mean = total / count.clamp(min=1)  # τ* = Σ_{k∈A} trim(τ_k) / |A|
+    mean = _sum(trimmed) / count.clamp(min=1)  # τ* = Σ_{k∈A} trim(τ_k) / |A|
     return (base.float() + lam * mean).to(base.dtype)  # θ* = θ_B + λ τ*
 
 

@@ -14,6 +14,7 @@ Files written here load with ``safetensors`` and ``from_pretrained``; tests chec
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from pathlib import Path
@@ -36,10 +37,7 @@ def read_header(path: str | Path) -> tuple[dict, int]:
 
 
 def _nbytes(dtype: torch.dtype, shape) -> int:
-    n = 1
-    for s in shape:
-        n *= int(s)
-    return n * torch.empty((), dtype=dtype).element_size()
+    return math.prod(int(s) for s in shape) * dtype.itemsize
 
 
 def _as_bytes(t: torch.Tensor) -> memoryview:
@@ -97,18 +95,18 @@ class Writer:
 
     def __init__(self, path: str | Path, specs: list[tuple[str, torch.dtype, tuple]], metadata: dict | None = None):
         self.path = Path(path)
-        self.order = [name for name, _, _ in specs]
-        if len(set(self.order)) != len(self.order):
-            raise ValueError("a tensor name appears twice in the specs")
         header, offset = {}, 0
         if metadata:
             header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
         self.specs = {}
         for name, dtype, shape in specs:
+            if name in self.specs:
+                raise ValueError(f"tensor {name!r} appears twice in the specs")
             n = _nbytes(dtype, shape)
             header[name] = {"dtype": CODES[dtype], "shape": [int(s) for s in shape], "data_offsets": [offset, offset + n]}
             self.specs[name] = (dtype, tuple(int(s) for s in shape), n)
             offset += n
+        self.order = list(self.specs)
         blob = json.dumps(header, separators=(",", ":")).encode()
         blob += b" " * (-len(blob) % 8)  # the data starts 8-byte aligned, as safetensors' own writer does it
         self._f = open(self.path, "wb")

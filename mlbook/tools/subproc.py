@@ -48,18 +48,16 @@ def run(args: list[str], timeout: float, *, env: dict | None = None, merge_stder
             tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as err:
         proc = subprocess.Popen(args, stdout=out, stderr=out if merge_stderr else err, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
+        code = None
         try:
             code = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            pass
+        finally:  # always, also on a KeyboardInterrupt or a test's own time-out: the helpers left in its group
             _kill_group(proc.pid)
             proc.wait()
-            out.seek(0)
-            raise TimedOut(list(args), timeout, out.read()) from None
-        except BaseException:  # a KeyboardInterrupt or a test's own time-out: leave nothing behind
-            _kill_group(proc.pid)
-            proc.wait()
-            raise
-        _kill_group(proc.pid)  # helpers the program left running in its group
         out.seek(0)
+        if code is None:
+            raise TimedOut(list(args), timeout, out.read())
         err.seek(0)
         return Finished(list(args), code, out.read(), "" if merge_stderr else err.read())
