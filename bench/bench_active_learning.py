@@ -98,7 +98,7 @@ def small_text(X, y, Xt, yt, strategy, init, batch, rounds, seed, follow=None):
 
     np.random.seed(seed)  # small-text's RandomSampling draws from the global numpy RNG
     pool = st.SklearnDataset(X, np.full(len(y), st.LABEL_UNLABELED), target_labels=np.array([0, 1]))
-    test = st.SklearnDataset(Xt, yt)
+    test = st.SklearnDataset(Xt, yt, target_labels=np.array([0, 1]))
     al = st.PoolBasedActiveLearner(st.SklearnClassifierFactory(make_model(), 2),
                                    getattr(st, STRATEGIES[strategy][0])(), pool)
     out, t0 = {"picks": [], "f1": [], "seconds": []}, time.perf_counter()
