@@ -10,7 +10,7 @@ from mlbook.interp import crosslingual as xl
 from mlbook.merging.folders import lm_state_dict
 from mlbook.models import llava
 from mlbook.models.loading import load_causal_lm
-from mlbook.text import choice
+from mlbook.text import choice, likelihood
 
 from . import scenes, vision
 from .training import HELDOUT_ARTICLES
@@ -126,17 +126,7 @@ def evaluate(model, tok, suite: Suite, split: str, udhr: bool = False, batch_siz
 
 def udhr_nll(model, paragraphs: list[list[int]]) -> float:
     """Mean next-token negative log-likelihood (nats per token) over tokenised paragraphs."""
-    import torch
-
-    dev = next(model.parameters()).device
-    total, n = 0.0, 0
-    with torch.no_grad():
-        for ids in paragraphs:
-            x = torch.tensor([ids], device=dev)
-            logp = model(input_ids=x).logits[0, :-1].float().log_softmax(-1)
-            total -= float(logp.gather(1, x[0, 1:, None]).sum())
-            n += len(ids) - 1
-    return total / max(n, 1)
+    return likelihood.nll_per_token(model, paragraphs)
 
 
 def similarity(model, tok, suite: Suite, split: str = "test", n_scenes: int | None = None) -> dict:
