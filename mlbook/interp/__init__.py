@@ -1,4 +1,14 @@
-"""Looking inside models: ``hooks`` (read, patch, ablate and steer activations by address; it finds the
-modules through ``mlbook.models.layout``), ``lens`` (the logit lens), ``glu`` (the four sign cases of
-gated-MLP neurons and their streaming statistics) and ``neuronview`` (their viewer), ``crosslingual``
-(per-layer similarity of the hidden states of parallel inputs)."""
+"""Looking inside models.
+
+- ``hooks``: read, patch, ablate, scale and steer activations by address (``blocks.{layer}.{site}``,
+  per-head ``attn_z`` included); it finds the modules through ``mlbook.models.layout``;
+- ``gradients``: an activation's gradient at any site (for attribution patching and integrated gradients);
+- ``patching``: activation patching (every patch a row of one batch), attribution patching and its
+  integrated-gradients refinement, head patching;
+- ``steering``: last-token states of many prompts and difference-of-means steering vectors;
+- ``probe``: linear probes with a control task;
+- ``lens``: the logit lens;
+- ``glu`` (the four sign cases of gated-MLP neurons and their streaming statistics) and ``neuronview``
+  (their viewer);
+- ``crosslingual``: per-layer similarity of the hidden states of parallel inputs.
+"""

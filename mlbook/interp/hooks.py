@@ -9,6 +9,11 @@ for B sequences of T tokens (d = d_model, d_mlp = the MLP width):
   adds.  On Gemma-3 both are taken after the sublayer's output norm
   (``post_attention_layernorm``, ``post_feedforward_layernorm``), because that is what
   reaches the stream.
+- ``attn_z`` (B,T,H·d_head): the heads' outputs side by side, before attention's output
+  projection ``o_proj`` (TransformerLens's ``hook_z``, flattened).  ``split_heads`` makes it
+  (B,T,H,d_head); ``head_writes`` gives each head's write ``z_h W_O[:, h]ᵀ`` (B,T,H,d),
+  which sum over heads (plus any o_proj bias) to ``o_proj``'s output -- ``attn_out`` on
+  Llama, the input of the output norm on Gemma-3.
 - ``mlp_gate`` (B,T,d_mlp): ``gate_proj(x)``, before the activation; ``mlp_up``:
   ``up_proj(x)``, the "in" activation; ``mlp_post``: ``act(gate) * up``, the input of
   ``down_proj`` -- the "neurons" of a gated MLP.
@@ -37,7 +42,7 @@ from contextlib import contextmanager
 
 from mlbook.models.layout import decoder_stack, soft_cap, softcapping
 
-SITES = ("resid_pre", "attn_out", "mlp_out", "resid_post", "mlp_gate", "mlp_up", "mlp_post")
+SITES = ("resid_pre", "attn_out", "mlp_out", "resid_post", "attn_z", "mlp_gate", "mlp_up", "mlp_post")
 _ADDRESS = re.compile(r"blocks\.(\d+)\.(\w+)")
 _FORMAT = "an address is 'blocks.{layer}.{site}'"
 
@@ -85,7 +90,8 @@ def module_for(model, address: str):
 
     ``how == "output"``: the activation is the module's output (``output[0]`` if it
     returns a tuple, as attention does); ``how == "input"``: it is the module's first
-    input (a forward pre-hook), used for ``resid_pre`` and ``mlp_post`` (input of down_proj).
+    input (a forward pre-hook), used for ``resid_pre``, ``attn_z`` (input of o_proj) and
+    ``mlp_post`` (input of down_proj).
     """
     layer, site = parse(address)
     n = n_layers(model)
@@ -98,6 +104,7 @@ def module_for(model, address: str):
         "resid_post": (block, "output"),
         "attn_out": (block.post_attention_layernorm if sandwich else block.self_attn, "output"),
         "mlp_out": (block.post_feedforward_layernorm if sandwich else block.mlp, "output"),
+        "attn_z": (block.self_attn.o_proj, "input"),
         "mlp_gate": (getattr(block.mlp, "gate_proj", None), "output"),
         "mlp_up": (getattr(block.mlp, "up_proj", None), "output"),
         "mlp_post": (getattr(block.mlp, "down_proj", None), "input"),
@@ -311,6 +318,30 @@ def logit_lens(model, resid):
     """
     norm, head = decoder_stack(model).norm, model.get_output_embeddings()
     return soft_cap(head(norm(resid.to(head.weight.device, head.weight.dtype))), softcapping(model))
+
+
+def n_heads(model) -> int:
+    """Attention heads per layer (query heads; grouped keys/values do not change ``attn_z``)."""
+    return layers(model)[0].self_attn.config.num_attention_heads
+
+
+def split_heads(model, z):
+    """``attn_z`` (..., H·d_head) -> (..., H, d_head)."""
+    h = n_heads(model)
+    return z.unflatten(-1, (h, z.shape[-1] // h))
+
+
+def head_writes(model, layer: int, z):
+    """Each head's write into the stream, ``z_h W_O[:, h]ᵀ`` -> (..., H, d), from ``attn_z`` (..., H·d_head).
+
+    Their sum over heads plus o_proj's bias (if any) is o_proj's output.  On Gemma-3 that
+    output still passes the nonlinear ``post_attention_layernorm`` before reaching the stream.
+    """
+    w_o = layers(model)[layer].self_attn.o_proj.weight          # (d, H·d_head)
+    zh = split_heads(model, z)                                   # (..., H, d_head)
+    w = w_o.unflatten(1, (zh.shape[-2], zh.shape[-1]))           # (d, H, d_head)
+    import torch
+    return torch.einsum("...hk,dhk->...hd", zh.to(w.dtype), w)
 
 
 def mlp_weights(model, layer: int):
