@@ -23,11 +23,26 @@ SITES = ("resid_pre", "attn_out", "mlp_out")
 
 # -- next-token log-probabilities under an intervention ------------------------------------
 
+def _interventions(model, steer=None, alpha: float = 1.0, last=None):
+    """The hooks of one batch: ``hooks.add`` of ``alpha · v`` at every token for each ``steer`` entry, and
+    ``hooks.patch`` of each row's own (d,) state at the last column for each ``last`` entry ((B, d))."""
+    import contextlib
+
+    stack = contextlib.ExitStack()
+    if steer:
+        stack.enter_context(hooks.add(model, {a: alpha * v for a, v in steer.items()}))
+    if last:
+        stack.enter_context(hooks.patch(model, {a: st[:, None, :] for a, st in last.items()}, positions=[-1]))
+    return stack
+
+
 def last_logprobs(model, seqs: list[list[int]], targets: list[int], pad_id: int = 0, steer=None, alpha: float = 1.0,
                   replace_last=None, batch_size: int = 64):
     """``(logp, correct)`` (numpy, per prompt): log p(target | prompt) of the next token and whether it
     is the argmax.  ``steer``: ``{address: (d,)}`` added (× ``alpha``) at every token; ``replace_last``:
-    ``{address: (N, d)}``, row i's activation at its last token replaced by row i of the tensor."""
+    ``{address: (N, d)}``, row i's activation at its last token replaced by row i of the tensor.
+
+    (Not ``text.choice.score``: that reorders prompts into buckets, and ``replace_last`` needs each batch's rows.)"""
     import torch
 
     if len(seqs) != len(targets):
@@ -36,18 +51,8 @@ def last_logprobs(model, seqs: list[list[int]], targets: list[int], pad_id: int 
     logp, correct = [], []
     for s in range(0, len(seqs), batch_size):
         ids, mask = left_pad(seqs[s:s + batch_size], pad_id)        # left padding: every last token in column −1
-        fns = {}
-        for a, v in (steer or {}).items():
-            fns[a] = lambda act, v=v: act + alpha * v.to(act.device, act.dtype)
-        for a, states in (replace_last or {}).items():
-            chunk = states[s:s + batch_size]
-
-            def put(act, chunk=chunk):
-                act = act.clone()
-                act[:, -1] = chunk.to(act.device, act.dtype)
-                return act
-            fns[a] = put
-        with torch.no_grad(), hooks.hooked(model, fns):
+        last = {a: st[s:s + batch_size] for a, st in (replace_last or {}).items()}
+        with torch.no_grad(), _interventions(model, steer, alpha, last):
             lg = model(input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=positions(mask).to(dev),
                        logits_to_keep=1).logits[:, -1].float()
         t = torch.tensor(targets[s:s + batch_size], device=lg.device)
@@ -59,20 +64,26 @@ def last_logprobs(model, seqs: list[list[int]], targets: list[int], pad_id: int 
 
 # -- Locate: the patching grids ---------------------------------------------------------------
 
-def grids(model, pair: dict, sites=SITES) -> dict:
-    """For one clean/corrupted pair: per site the activation- and attribution-patching grids
-    (layers × positions, as a fraction of the full effect m(clean) − m(corrupted)) and the wall time of each."""
+def _pair(model, pair: dict):
+    """``(metric, clean, corrupt, full)`` of a pair: the logit-difference metric, the (1,T) prompts and the
+    full effect m(clean) − m(corrupted)."""
     import torch
 
     metric = patching.logit_difference(pair["right_id"], pair["wrong_id"])
     clean, corrupt = torch.tensor([pair["clean_ids"]]), torch.tensor([pair["corrupt_ids"]])
+    dev = hooks._device(model)
     with torch.no_grad():
-        dev = hooks._device(model)
         full = float(metric(model(input_ids=clean.to(dev)).logits)[0] - metric(model(input_ids=corrupt.to(dev)).logits)[0])
+    return metric, clean, corrupt, full
+
+
+def grids(model, pair: dict, sites=SITES) -> dict:
+    """For one clean/corrupted pair: per site the activation- and attribution-patching grids
+    (layers × positions, as a fraction of the full effect m(clean) − m(corrupted)) and the wall time of each."""
+    metric, clean, corrupt, full = _pair(model, pair)
     out = {"full": full, "act": {}, "attr": {}, "t_act": 0.0, "t_attr": 0.0}
     L = hooks.n_layers(model)
-    addresses = {site: [hooks.addr(layer, site) for layer in range(L)] for site in sites}
-    every = [a for site in sites for a in addresses[site]]
+    every = [hooks.addr(layer, site) for site in sites for layer in range(L)]
     t0 = time.perf_counter()
     act = patching.activation_patching(model, clean, corrupt, metric, every)
     t1 = time.perf_counter()
@@ -94,15 +105,8 @@ def rank_agreement(g: dict, sites=SITES) -> float:
 
 def heads(model, pair: dict):
     """Head patching at every position: (layers × heads) Δ as a fraction of the full effect."""
-    import torch
-
-    metric = patching.logit_difference(pair["right_id"], pair["wrong_id"])
-    clean, corrupt = torch.tensor([pair["clean_ids"]]), torch.tensor([pair["corrupt_ids"]])
-    grid = patching.head_patching(model, clean, corrupt, metric)
-    dev = hooks._device(model)
-    with torch.no_grad():
-        full = metric(model(input_ids=clean.to(dev)).logits)[0] - metric(model(input_ids=corrupt.to(dev)).logits)[0]
-    return (grid / float(full)).numpy()
+    metric, clean, corrupt, full = _pair(model, pair)
+    return (patching.head_patching(model, clean, corrupt, metric) / full).numpy()
 
 
 def ablate_heads(model, pair_list: list[dict], chosen: list[tuple[int, int]]):
@@ -111,9 +115,10 @@ def ablate_heads(model, pair_list: list[dict], chosen: list[tuple[int, int]]):
     import torch
 
     H = hooks.n_heads(model)
-    by_layer: dict = {}
+    d_head = hooks.layers(model)[0].self_attn.o_proj.weight.shape[1] // H
+    neurons: dict = {}
     for layer, h in chosen:
-        by_layer.setdefault(layer, []).append(h)
+        neurons.setdefault(layer, []).extend(range(h * d_head, (h + 1) * d_head))
     dev = hooks._device(model)
     out = []
     for pr in pair_list:
@@ -121,8 +126,6 @@ def ablate_heads(model, pair_list: list[dict], chosen: list[tuple[int, int]]):
         x = torch.tensor([pr["clean_ids"]], device=dev)
         with torch.no_grad():
             base = float(metric(model(input_ids=x).logits)[0])
-            d_head = hooks.layers(model)[0].self_attn.o_proj.weight.shape[1] // H
-            neurons = {layer: [h * d_head + k for h in hs for k in range(d_head)] for layer, hs in by_layer.items()}
             with _zero_features(model, neurons):
                 out.append(float(metric(model(input_ids=x).logits)[0]) - base)
     return np.asarray(out)
@@ -196,6 +199,7 @@ def recall_seed(model, tok, rows, seed: int, k_demos: int, pad_id: int = 0, alph
     lp_few, ok_few = last_logprobs(model, [few[c] for c in names], [target[c] for c in names], pad_id, batch_size=batch_size)
     lp_zero, ok_zero = last_logprobs(model, [zero[c] for c in names], [target[c] for c in names], pad_id, batch_size=batch_size)
     known = [r for r, ok in zip(rows, ok_few) if ok]
+    unsteered = {c: (lp, ok) for c, lp, ok in zip(names, lp_zero, ok_zero)}
     out = {"seed": seed, "countries": names, "few_correct": ok_few, "zero_correct": ok_zero,
            "few_logp": lp_few, "zero_logp": lp_zero, "known": [r[0] for r in known],
            "eval": [], "locate": [], "located": [], "vectors": []}
@@ -206,7 +210,7 @@ def recall_seed(model, tok, rows, seed: int, k_demos: int, pad_id: int = 0, alph
         fit_few, fit_zero = [few[r[0]] for r in fit], [zero[r[0]] for r in fit]
         fit_t = [target[r[0]] for r in fit]
         states = steering.last_states(model, fit_few, addresses, pad_id, batch_size)
-        base, _ = last_logprobs(model, fit_zero, fit_t, pad_id, batch_size=batch_size)
+        base = np.array([unsteered[r[0]][0] for r in fit])
         loc = np.zeros((L, len(fit)))
         for layer, a in enumerate(addresses):
             other = states[a].roll(1, 0)                 # row i gets the few-shot state of country i − 1
@@ -216,7 +220,7 @@ def recall_seed(model, tok, rows, seed: int, k_demos: int, pad_id: int = 0, alph
         ev_zero, ev_t = [zero[r[0]] for r in ev], [target[r[0]] for r in ev]
         curve = np.zeros((L + 1, len(ev)))              # row L: unsteered
         hits = np.zeros((L + 1, len(ev)), dtype=bool)
-        curve[L], hits[L] = last_logprobs(model, ev_zero, ev_t, pad_id, batch_size=batch_size)
+        curve[L], hits[L] = [unsteered[r[0]][0] for r in ev], [unsteered[r[0]][1] for r in ev]
         for layer, a in enumerate(addresses):
             curve[layer], hits[layer] = last_logprobs(model, ev_zero, ev_t, pad_id, steer={a: vec[a]}, alpha=alpha,
                                                       batch_size=batch_size)
@@ -234,12 +238,13 @@ def random_layer(n_layers: int, located: int, seed: int, fold: int) -> int:
     return random.Random(7919 * seed + fold).choice([ell for ell in range(n_layers) if ell != located])
 
 
-def side_cost(model, paragraphs: list[list[int]], address: str, vector, alpha: float = 1.0):
-    """Per paragraph: NLL per token with ``alpha · vector`` added at ``address`` (every token) minus without."""
-    base, n = likelihood.paragraph_nll(model, paragraphs)
+def side_cost(model, paragraphs: list[list[int]], address: str, vector, alpha: float = 1.0, base=None):
+    """Per paragraph: NLL per token with ``alpha · vector`` added at ``address`` (every token) minus without.
+    ``base``: the unsteered ``likelihood.paragraph_nll`` of the same paragraphs, if already computed."""
+    base_nll, n = base if base is not None else likelihood.paragraph_nll(model, paragraphs)
     with hooks.add(model, {address: alpha * vector}):
         steered, _ = likelihood.paragraph_nll(model, paragraphs)
-    return (np.asarray(steered) - np.asarray(base)) / np.asarray(n)
+    return (np.asarray(steered) - np.asarray(base_nll)) / np.asarray(n)
 
 
 def generate(model, tok, text: str, steer=None, alpha: float = 1.0, max_new_tokens: int = 12) -> str:
@@ -248,8 +253,7 @@ def generate(model, tok, text: str, steer=None, alpha: float = 1.0, max_new_toke
 
     dev = hooks._device(model)
     ids = torch.tensor([P.encode(tok, text)], device=dev)
-    fns = {a: (lambda act, v=v: act + alpha * v.to(act.device, act.dtype)) for a, v in (steer or {}).items()}
-    with torch.no_grad(), hooks.hooked(model, fns):
+    with torch.no_grad(), _interventions(model, steer, alpha):
         g = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=max_new_tokens,
                            do_sample=False, pad_token_id=tok.pad_token_id)
     return tok.decode(g[0, ids.shape[1]:])
