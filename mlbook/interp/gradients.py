@@ -38,3 +38,30 @@ def capture_grads(model, addresses):
 
     with hooks.hooked(model, {a: make(a) for a in addresses}):
         yield acts, grads
+
+
+@contextmanager
+def frozen(model):
+    """The model's parameters stop requiring gradients inside the block (restored after): a backward pass
+    then computes the activations' gradients only -- no weight gradient, which would cost as much again
+    and which an attribution never reads."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def keep_logits(n: int, T: int):
+    """The ``logits_to_keep`` argument for the last ``n`` of ``T`` positions (0: all): the positions as a
+    tensor, not the int ``n``.  With an int, Hugging Face slices the hidden states to a non-contiguous view,
+    and with frozen weights the LM head's matmul on it falls back to a batched matmul against an expanded
+    copy of the weight (a 160 × 6-token batch of SmolLM2: 2.8 s forward and backward instead of 1.9 s)."""
+    import torch
+
+    if n < 0:
+        raise ValueError(f"logits_to_keep must be >= 0, not {n}")
+    return 0 if n == 0 or n >= T else torch.arange(T - n, T)

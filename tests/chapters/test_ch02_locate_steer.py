@@ -117,4 +117,5 @@ def test_gpu_sizes_fit_the_data():
     g = sizes("02_locate_steer_improve", "gpu")
     rows = P.countries()
     assert g.n_countries is None or g.n_countries <= len(rows)
-    assert 2 * g.n_pairs <= len(rows)  # a country is clean or corrupted in one pair at most and g.probe_stride >= 1 and len(g.seeds) >= 3 and g.k_demos < len(rows)
+    assert 2 * g.n_pairs <= len(rows)  # a country is clean or corrupted in one pair at most
+    assert g.probe_stride >= 1 and len(g.seeds) >= 3 and g.k_demos < len(rows)
