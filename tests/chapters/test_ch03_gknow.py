@@ -192,3 +192,12 @@ def test_gpu_sizes_fit_the_benchmark():
             assert len(E.where(ds, cls=cls, type=typ, split="train")) >= g.n_circuit * 0.5   # a twin for most of them
         assert len(E.where(ds, cls=cls, split="train")) >= g.ig_items
     assert g.k_main <= g.ig_layers * 1536 and len(g.seeds) >= 3 and g.n_edges > 0 and g.eap_steps >= 1
+
+
+def test_per_trigger_units_average_templates_then_seeds():
+    ds = {"trigger": ["a", "a", "b", "b", "c"]}
+    units = E.per_trigger(ds, {0: [0, 1, 2], 1: [1, 3, 4]}, {0: [1.0, 0.0, 4.0], 1: [2.0, 6.0, 9.0]})
+    # a: seed 0 mean 0.5, seed 1 mean 2 → 1.25;  b: seed 0 4, seed 1 6 → 5;  c: 9
+    assert units == [1.25, 5.0, 9.0]
+    with pytest.raises(ValueError, match="rows"):
+        E.per_trigger(ds, {0: [0, 1]}, {0: [1.0]})

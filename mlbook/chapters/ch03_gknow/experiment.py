@@ -254,3 +254,21 @@ def ig_layers(graph, circuits_: dict, n: int) -> list[int]:
     """The ``n`` MLP layers that the stereotypical circuits lean on most (summed |EAP-IG| out of each MLP)."""
     imp = mlp_importance(graph, [s for (cls, _), (s, _) in circuits_.items() if cls == "stereotypical"])
     return sorted(int(x) for x in np.argsort(-imp, kind="stable")[:n])
+
+
+def per_trigger(ds, rows: dict, values: dict) -> list[float]:
+    """One resampling unit per trigger word: the mean of its items' values over its templates and over the
+    seeds that held it out.  ``rows[seed]`` are item rows, ``values[seed]`` their values in the same order.
+    The items of one trigger are not independent draws (ten templates of one word), nor are a word's runs
+    at different seeds; a bootstrap over items or over (seed, item) would count them as such."""
+    trig = ds["trigger"]
+    acc: dict = {}
+    for s in rows:
+        if len(rows[s]) != len(values[s]):
+            raise ValueError(f"seed {s}: {len(rows[s])} rows but {len(values[s])} values")
+        per: dict = {}
+        for r, v in zip(rows[s], values[s]):
+            per.setdefault(trig[r], []).append(float(v))
+        for t, vs in per.items():
+            acc.setdefault(t, []).append(float(np.mean(vs)))
+    return [float(np.mean(acc[t])) for t in sorted(acc)]
