@@ -12,6 +12,8 @@
 - ``circuits``: circuits as edges between heads and MLPs through the residual stream: EAP-IG scores of
   every edge, edge-patched runs of a circuit, IoU and faithfulness;
 - ``neuron_ig``: integrated gradients of an MLP layer's neurons (every step a row of one batch);
+- ``nlka``: neuron-level knowledge attribution -- log p(w | h + v) − log p(w | h) of every layer's attention
+  and FFN write, and of every FFN neuron, with the final norm frozen at the real residual's scale;
 - ``glu`` (the four sign cases of gated-MLP neurons and their streaming statistics) and ``neuronview``
   (their viewer);
 - ``crosslingual``: per-layer similarity of the hidden states of parallel inputs.
