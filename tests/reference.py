@@ -40,6 +40,8 @@ def tolerance(stem: str, name: str) -> float:
 
 
 def _close(a, b, tol: float) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):      # units of a two-sample test: {"minus": [A, B]}
+        return a.keys() == b.keys() and all(_close(a[k], b[k], tol) for k in a)
     if isinstance(a, list) and isinstance(b, list):
         return len(a) == len(b) and all(_close(x, y, tol) for x, y in zip(a, b))
     if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, (int, float)) or not isinstance(b, (int, float)):

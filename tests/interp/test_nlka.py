@@ -18,6 +18,11 @@ PROMPTS = [[5, 17, 33, 8, 21], [9, 4, 60], [70, 71, 72, 73]]
 
 def _by_hand_logp(model, x, s, w):
     """log p(w | x) through the final norm frozen at s, written out for each architecture."""
+    with torch.no_grad():
+        return _logp(model, x, s, w)
+
+
+def _logp(model, x, s, w):
     norm = model.model.norm
     g = (1.0 + norm.weight) if "Gemma" in type(norm).__name__ else norm.weight
     z = model.lm_head(g * x / s)
