@@ -13,7 +13,8 @@ MEMIT are not on PyPI), so the editing methods are timed on their own, each in a
 - ``ROME``   ``rome.rome`` (the subject's key, the value's gradient steps at the chapter's cpu size, the
   rank-one solve against the cached covariance) + applying the update and scoring the edit's 9 prompts;
 - ``FT-L``   ``ftl.ftl`` at the chapter's cpu size + applying and scoring;
-- ``MEGA``   ``mega.fit`` (two passes over 3 + 3 prompts) + the gate (MiniLM) + scoring the 9 prompts steered.
+- ``MEGA``   ``mega.fit`` (two passes over 3 + 3 prompts) + the gate (MiniLM) + scoring the 9 prompts steered
+  (``experiment.mega_edit`` with nothing precomputed).
 
 Memory: the process's peak resident set above what it held once the model (and the covariance, the encoder)
 were loaded and one warm-up edit was done (``ru_maxrss``), so each method's own working memory; the times

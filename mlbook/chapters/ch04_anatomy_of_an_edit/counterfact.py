@@ -25,6 +25,7 @@ import yaml
 
 from mlbook.core.cache import cached_folder, key_of, source_digest
 from mlbook.corpora.facts import country_facts
+from mlbook.interp.lens import answer_token_id
 from mlbook.text.batching import left_pad, positions
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "04_anatomy_of_an_edit"
@@ -45,12 +46,7 @@ def prompt(relation: str, subject: str, kind: str = "edit") -> str | list[str]:
     return t.format(s=subject) if isinstance(t, str) else [p.format(s=subject) for p in t]
 
 
-def first_token(tokenizer, answer: str) -> int:
-    """The first token of ``answer`` as it follows a prompt (a leading space)."""
-    ids = tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"]
-    if not ids:
-        raise ValueError(f"answer {answer!r} tokenises to nothing")
-    return ids[0]
+first_token = answer_token_id   # the first token of an answer as it follows a prompt (with its leading space)
 
 
 def encode(tokenizer, text: str) -> list[int]:

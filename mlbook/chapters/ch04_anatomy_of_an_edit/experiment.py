@@ -89,26 +89,34 @@ def located_layers(records: list[dict], k: int, threshold: float = SUCCESS) -> t
     return sorted(order[:k].tolist()), sorted(order[-k:].tolist())
 
 
+def prompt_cosines(encoder, enc_tokenizer, e: dict) -> list[float]:
+    """MiniLM cosine with the edit prompt of each of the edit's evaluation prompts (the edit prompt, its
+    paraphrases, its neighbours): what the gate compares with τ, computed once per edit."""
+    return mega.gate(encoder, enc_tokenizer, e["prompt"], _prompts(e), 0.0)[1]
+
+
 def mega_edit(model, tokenizer, encoder, enc_tokenizer, e: dict, layers, tau: float, rank: int = 0,
-              alpha: float = 1.0) -> dict:
-    """MEGA for edit ``e`` at ``layers``: fit the maps, gate every evaluation prompt, score."""
-    maps = mega.fit(model, tokenizer, e, layers, rank)
-    prompts = _prompts(e)
-    passes, cos = mega.gate(encoder, enc_tokenizer, e["prompt"], prompts, tau)
-    logits = mega.logits_with(model, tokenizer, prompts, maps, passes, alpha)
+              alpha: float = 1.0, *, maps: dict | None = None, cos: list[float] | None = None) -> dict:
+    """MEGA for edit ``e`` at ``layers``: fit the maps, gate every evaluation prompt, score.  ``maps`` (from
+    ``mega.fit`` at these layers) and ``cos`` (from ``prompt_cosines``) skip the fit and the embedding when a
+    caller already has them (a sweep over α reuses both)."""
+    maps = mega.fit(model, tokenizer, e, layers, rank) if maps is None else maps
+    cos = prompt_cosines(encoder, enc_tokenizer, e) if cos is None else cos
+    passes = [c >= tau for c in cos]
+    logits = mega.logits_with(model, tokenizer, _prompts(e), maps, passes, alpha)
     n_p = len(e["paraphrases"])
     return {"scores": _split_scores(logits, e), "gate_para": float(np.mean(passes[1:1 + n_p])),
             "gate_nb": float(np.mean(passes[1 + n_p:])) if len(passes) > 1 + n_p else 0.0}
 
 
-def gate_cosines(encoder, enc_tokenizer, edits: list[dict]) -> tuple[list[float], list[float]]:
-    """Cosines with each edit's prompt of its paraphrases (should be steered) and of its neighbourhood
-    prompts (should not): the data ``mega.choose_tau`` sets τ from."""
+def gate_cosines(edits: list[dict], cosines: list[list[float]]) -> tuple[list[float], list[float]]:
+    """From each edit's ``prompt_cosines``: those of its paraphrases (should be steered) and of its
+    neighbourhood prompts (should not), the data ``mega.choose_tau`` sets τ from."""
     pos, neg = [], []
-    for e in edits:
-        _, cos = mega.gate(encoder, enc_tokenizer, e["prompt"], [*e["paraphrases"], *[p for p, _ in e["neighbours"]]], 0.0)
-        pos += cos[:len(e["paraphrases"])]
-        neg += cos[len(e["paraphrases"]):]
+    for e, cos in zip(edits, cosines, strict=True):
+        n_p = len(e["paraphrases"])
+        pos += cos[1:1 + n_p]
+        neg += cos[1 + n_p:]
     return pos, neg
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from mlbook.core.cache import cached_folder, key_of, source_digest
 from mlbook.corpora.spamassassin import spamassassin
 from mlbook.corpora.udhr import udhr
-from mlbook.interp import gradients, hooks
+from mlbook.interp import gradients, hooks, neuronview
 from mlbook.text.batching import right_pad
 
 from . import counterfact as cf
@@ -61,32 +61,17 @@ def key_text(tokenizer, n_tokens: int, seq_len: int = 128) -> list[list[int]]:
     return [w for w in out if len(w) >= 8]
 
 
-class _Stop(Exception):
-    pass
-
-
 def key_covariance(model, layer: int, windows: list[list[int]], batch_size: int = 16):
     """``C = E[k kᵀ]`` (d_mlp, d_mlp, float64) over every token of ``windows``, ``k`` = layer ``layer``'s
-    ``mlp_post``.  The forward pass stops at the layer: nothing after it is needed."""
+    ``mlp_post`` (``neuronview.layer_post``: the forward pass stops at the layer, nothing after it is needed)."""
     import torch
 
-    address = hooks.addr(layer, "mlp_post")
     d = model.config.intermediate_size
     C, n = torch.zeros(d, d, dtype=torch.float64), 0
-    dev = hooks._device(model)
     for s in range(0, len(windows), batch_size):
-        ids, mask = right_pad(windows[s:s + batch_size], 0)
-        got = {}
-
-        def grab(act):
-            got["k"] = act.detach()
-            raise _Stop
-        with torch.no_grad(), hooks.hooked(model, {address: grab}):
-            try:
-                model(input_ids=ids.to(dev), attention_mask=mask.to(dev))
-            except _Stop:
-                pass
-        k = got["k"][mask.bool().to(dev)].double().cpu()        # (real tokens, d)
+        chunk = windows[s:s + batch_size]
+        _, mask = right_pad(chunk, 0)
+        k = neuronview.layer_post(model, chunk, layer)[mask.bool()].double()   # (real tokens, d)
         C += k.T @ k
         n += len(k)
     return C / n
