@@ -196,10 +196,19 @@ def dim3_weights(W_B, W_list, t=1.0, c=1.0):
         d = torch.stack([(w.float() - W_B.float()).abs() for w in W_list])
         return column_scores(d, t, c)  # s from raw |θ_k − θ_B|, w = s
     assert W_B.dim() == 2, "dim3_weights: 1-D or 2-D weights only"
+    return weights_from_ranks(*dim3_ranks(W_B, W_list), t, c)
+
+
+def dim3_ranks(W_B, W_list):
+    """Steps 1–3 of DiM3 for a 2-D weight — what does not depend on t or c: the ranks r^mag, r^dir (K × in)
+    of the columns' magnitude and direction changes (an interactive sweep of t, c computes them once)."""
     dM, dD = column_changes(W_B, W_list)  # steps 1–2
-    s_mag = column_scores(rank01(dM), t, c)  # 3–4: r_kj = rank_j(ΔM_kj)/n_in, softmax over k, override by c
-    s_dir = column_scores(rank01(dD), t, c)
-    return 0.5 * (s_mag + s_dir)  # 5: w_kj = ½ (s^mag_kj + s^dir_kj)
+    return rank01(dM), rank01(dD)  # 3: r_kj = rank_j(Δ_kj) / n_in
+
+
+def weights_from_ranks(r_mag, r_dir, t=1.0, c=1.0):
+    """Steps 4–5 of DiM3 from the ranks: softmax over the models, override by c, w = ½ (s^mag + s^dir)."""
+    return 0.5 * (column_scores(r_mag, t, c) + column_scores(r_dir, t, c))  # w_kj = ½ (s^mag_kj + s^dir_kj)
 
 
 def dim3_merge_tensor(W_B, W_list, t=1.0, c=1.0, transpose=False):
