@@ -4,7 +4,7 @@ tensor by tensor by :mod:`tensorfile`), with the language model of a multimodal 
 matched to the base LM's tensor names."""
 from __future__ import annotations
 
-from . import tensorfile
+from . import fast, tensorfile
 from .methods import (
     METHODS,
     breadcrumbs_merge,
@@ -12,29 +12,32 @@ from .methods import (
     dim3_merge_tensor,
     task_arithmetic,
     task_vector,
-    ties,
 )
 
 
 def merge_tensor(name, base, thetas, method, lambdas=None, density=None, lam=1.0, p=0.0, seed=0,
-                 small=0.09, t=1.0, c=1.0, transpose_keys=("embed_tokens",)):
+                 small=0.09, t=1.0, c=1.0, transpose_keys=("embed_tokens",), consume=False):
     """Merge one named tensor. Non-float tensors are copied from the base. dim3: 2-D → column rule
     (transposed when a key of transpose_keys is in `name`), 1-D → vector rule, else task arithmetic.
-    dare: the generator is seeded with seed + crc32(name), so the result does not depend on order."""
+    dare: the generator is seeded with seed + crc32(name), so the result does not depend on order.
+    TIES and DiM3's column rule run :mod:`fast`'s kernels (equal to :mod:`methods`' readable definitions);
+    ``consume=True`` lets them overwrite ``thetas`` (a streamed merge's fresh reads) instead of copying."""
     import zlib
 
     if not base.is_floating_point():
         return base.clone()
     if method == "dim3":  # works on the weights themselves: no task vectors for 1-D and 2-D tensors
-        if base.dim() in (1, 2):
-            tr = base.dim() == 2 and any(k in name for k in transpose_keys)
-            return dim3_merge_tensor(base, thetas, t, c, transpose=tr)
+        if base.dim() == 2:
+            tr = any(k in name for k in transpose_keys)
+            return fast.dim3_merge_tensor_fast(base, thetas, t, c, transpose=tr, consume=consume)
+        if base.dim() == 1:
+            return dim3_merge_tensor(base, thetas, t, c)
         return task_arithmetic(base, [task_vector(th, base) for th in thetas], lambdas)
+    if method == "ties":
+        return fast.ties(base, thetas, 0.5 if density is None else density, lam, consume=consume)
     deltas = [task_vector(th, base) for th in thetas]
     if method == "task_arithmetic":
         return task_arithmetic(base, deltas, lambdas)
-    if method == "ties":
-        return ties(base, deltas, 0.5 if density is None else density, lam)
     if method == "dare":
         return dare_merge(base, deltas, p, lambdas, seed + zlib.crc32(name.encode()))
     if method == "breadcrumbs":
@@ -163,7 +166,8 @@ def merge_folders(base_dir, model_dirs, out_dir, method, copy_from=None, into=No
                 for name, b, where in entries:  # one output tensor (and its inputs) alive at a time
                     if b:
                         t = merge_tensor(b, reader(bw, b).get(b),
-                                         [reader(mw, o[b]).get(o[b]) for mw, o in zip(mws, own)], method, **kw)
+                                         [reader(mw, o[b]).get(o[b]) for mw, o in zip(mws, own)], method,
+                                         consume=True, **kw)  # the reads are ours: the kernels may overwrite them
                     else:  # no counterpart in the base or in some model: copied untouched
                         t = reader(where, name).get(name)
                     w.write(name, t)

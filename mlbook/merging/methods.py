@@ -37,7 +37,7 @@ def rank_window(a, lo, hi):
     """Boolean mask (shape of a) of the entries whose rank in the *stable* ascending order of a lies in
     [lo, hi): the same as ``order = argsort(a, stable=True); mask[order[lo:hi]] = True``, without the sort.
 
-    Fast path: the values at ranks lo and hi − 1 by two selections (``kthvalue``, O(n)); every entry
+    Fast path: the values at ranks lo and hi − 1 by two selections (:func:`_values_at_ranks`, O(n)); every entry
     strictly between them is in; entries equal to a boundary value hold consecutive ranks in index order,
     of which those inside the window are kept."""
     import torch
@@ -45,40 +45,83 @@ def rank_window(a, lo, hi):
     flat = a.reshape(-1)
     n = flat.numel()
     lo, hi = max(0, int(lo)), min(n, int(hi))
-    mask = torch.zeros(n, dtype=torch.bool, device=a.device)
     if hi <= lo:
-        return mask.view(a.shape)
+        return torch.zeros(a.shape, dtype=torch.bool, device=a.device)
     v_lo, v_hi = _values_at_ranks(flat, lo, hi - 1)
-    inside = (flat >= v_lo) & (flat <= v_hi)
-    if int(inside.sum()) == hi - lo:  # no value at a boundary is shared with an entry outside the window
+    inside = flat <= v_hi if lo == 0 else (flat >= v_lo) & (flat <= v_hi)  # from rank 0: v_lo is the minimum
+    if int(torch.count_nonzero(inside)) == hi - lo:  # no value at a boundary is shared with an entry outside the window
         return inside.view(a.shape)
-    mask |= (flat > v_lo) & (flat < v_hi)
+    mask = (flat > v_lo) & (flat < v_hi)
     for v in {float(v_lo), float(v_hi)}:  # the tied entries at each boundary, in index order
         idx = (flat == v).nonzero()[:, 0]
-        rank = (flat < v).sum() + torch.arange(len(idx), device=a.device)
+        rank = torch.count_nonzero(flat < v) + torch.arange(len(idx), device=a.device)
         mask[idx[(rank >= lo) & (rank < hi)]] = True
     return mask.view(a.shape)
 
 
 def _values_at_ranks(flat, i, j, use_numpy=None):
-    """The values at ranks i and j of the 1-D ``flat`` sorted ascending, by selection (O(n), no sort):
-    numpy's introselect on CPU (~15× faster there than ``torch.kthvalue``), ``kthvalue`` on a GPU."""
-    import torch
+    """The values at ranks i and j of the 1-D ``flat`` sorted ascending, by selection (O(n), no sort): on CPU
+    :func:`value_at_rank` (a sampled bracket, then numpy's introselect on the few entries inside it),
+    ``kthvalue`` on a GPU."""
 
     if flat.device.type == "cpu" if use_numpy is None else use_numpy:
-        import numpy as np
-
-        x = flat.detach().cpu().numpy()
-        if i == 0:  # rank 0 is the minimum: one selection instead of two
-            return torch.tensor(x.min()), torch.tensor(np.partition(x, j)[j])
-        part = np.partition(x, [i, j])
-        return torch.tensor(part[i]), torch.tensor(part[j])
+        flat = flat.detach().cpu()
+        if i == 0:  # rank 0 is the minimum: no selection
+            return flat.min(), value_at_rank(flat, j)
+        return value_at_rank(flat, i), value_at_rank(flat, j)
     return flat.kthvalue(i + 1).values, flat.kthvalue(j + 1).values  # kthvalue counts from 1
+
+
+SAMPLE = 1 << 16   # entries of the sample that brackets a rank
+SLICE = 1 << 18    # entries per slice of value_at_rank's pass over the array
+
+
+def _sample(flat):
+    """``SAMPLE`` entries of ``flat`` at random positions (a fixed seed: the same sample every run)."""
+    import torch
+
+    return flat[torch.randint(flat.numel(), (SAMPLE,), generator=torch.Generator().manual_seed(0))]
+
+
+def value_at_rank(flat, r):
+    """The value at rank ``r`` (0-based) of the 1-D CPU tensor ``flat`` sorted ascending — exactly.
+
+    A full ``np.partition`` copies the array and walks it several times. Instead: sort a sample of ``SAMPLE``
+    entries at random positions (fixed seed; an evenly strided sample of a weight matrix can fall on a few of
+    its columns, and those may not look like the rest); the sample's quantiles r/n ∓ 6 standard errors bracket the wanted value
+    [a, b]; one pass counts the entries below a and collects those in [a, b] (≈ 0.1 % of them); if rank r
+    falls among those, partitioning them gives it. Otherwise (a sample that misrepresents the tensor)
+    the full partition answers: the result is exact either way, only its speed depends on the sample."""
+    import math
+
+    import numpy as np
+    import torch
+
+    n = flat.numel()
+    if n <= 8 * SAMPLE:
+        return torch.tensor(np.partition(flat.numpy(), r)[r])
+    s = _sample(flat).numpy()
+    m, q = s.size, r / n
+    half = 6 * math.sqrt(q * (1 - q) / m) + 2 / m  # the bracket's half-width in quantile
+    i, j = math.floor((q - half) * m), math.ceil((q + half) * m)
+    ks = [x for x in (i, j) if 0 <= x < m]
+    s = np.partition(s, ks) if ks else s  # the sample's order statistics i and j (no sort)
+    a = torch.tensor(s[i] if i >= 0 else -math.inf)  # near either end the bracket stays open on that side
+    b = torch.tensor(s[j] if j < m else math.inf)
+    below, parts = 0, []
+    for k in range(0, n, SLICE):  # slice by slice: the comparisons' masks are a slice each, not the array's size
+        x = flat[k:k + SLICE]
+        below += int(torch.count_nonzero(x < a))
+        parts.append(x[(x >= a) & (x <= b)])
+    inside = torch.cat(parts)
+    if below <= r < below + inside.numel():
+        return torch.tensor(np.partition(inside.numpy(), r - below)[r - below])
+    return torch.tensor(np.partition(flat.numpy(), r)[r])
 
 
 def _topk_mask(x, k):
     """Boolean mask of the k entries of x with the largest |x| (ties: the earlier index wins)."""
-    return rank_window(-x.abs(), 0, k)  # ranks 0 … k−1 of −|x| ascending = the k largest |x|
+    return rank_window(x.abs().neg_(), 0, k)  # ranks 0 … k−1 of −|x| ascending = the k largest |x|
 
 
 def _zeros_bool(x):
@@ -176,13 +219,12 @@ def column_changes(W_B, W_list):
     import torch
 
     B = W_B.float()
-    Ws = torch.stack([w.float() for w in W_list])  # K × out × in
     mB = B.norm(dim=0)  # m_Bj = ‖W_B[:, j]‖₂                              (in,)
-    mK = Ws.norm(dim=1)  # m_kj                                            K × in
+    mK = torch.stack([w.float().norm(dim=0) for w in W_list])  # m_kj      K × in
     dM = (mK - mB).abs()  # ΔM_kj = |m_kj − m_Bj|                          K × in
     # u_j = W[:, j] / (m_j + ε) and cos(u_k, u_B) = u_k·u_B / (‖u_k‖ ‖u_B‖ + ε); with ‖u‖ = m / (m + ε) the
     # scalings cancel into one expression of the column dot products (no normalised copies of W):
-    dot = (Ws * B).sum(1)  # W_k[:, j] · W_B[:, j]                          K × in
+    dot = torch.stack([(w.float() * B).sum(0) for w in W_list])  # W_k[:, j] · W_B[:, j]   K × in
     cos = dot / (mK * mB + EPS * (mK + EPS) * (mB + EPS))  # cos(u_kj, u_Bj)
     return dM, 1.0 - cos  # ΔD_kj = 1 − cos(u_kj, u_Bj)                   K × in
 

@@ -226,3 +226,20 @@ def test_run_seed_records_every_number_of_the_card(tiny_lm_dir, tmp_path, monkey
     # the summary is what it says: a mean over seeds of per-seed numbers
     want = np.mean([experiment.multilingual(results[s]["test"]["dim3"]["vqa"]) for s in (0, 1)])
     assert m["dim3_mvqa"] == pytest.approx(want)
+
+
+def test_evaluate_names_what_it_cannot_ask():
+    from mlbook.chapters.ch08_dim3.evaluation import Suite, evaluate
+
+    suite = Suite(langs=["en", "de"])
+    with pytest.raises(ValueError, match="languages"):
+        evaluate(None, None, suite, "test", kinds={"vqa": ["fr"]})
+    with pytest.raises(ValueError, match="kinds"):
+        evaluate(None, None, suite, "test", kinds={"audio": ["en"]})
+
+
+def test_each_model_is_asked_what_the_numbers_read():
+    langs = ["en", "de", "zh"]
+    assert experiment.asked("V", langs) == experiment.asked("dim3", langs) == {"vqa": langs, "text": ["de", "zh"]}
+    assert experiment.asked("B", langs) == {"text": ["de", "zh"]}
+    assert experiment.asked("ties", langs) == experiment.asked("M", langs) == {"vqa": ["de", "zh"], "text": ["de", "zh"]}

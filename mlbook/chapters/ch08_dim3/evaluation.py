@@ -93,32 +93,43 @@ def build_suite(tok, vlm_model, langs: list[str], n_val: int, n_test: int, seed:
     return suite
 
 
-def evaluate(model, tok, suite: Suite, split: str, udhr: bool = False, batch_size: int = 64) -> dict:
+def evaluate(model, tok, suite: Suite, split: str, udhr: bool = False, kinds: dict | None = None,
+             batch_size: int = 64) -> dict:
     """Multiple-choice accuracy per language on visual questions (``vqa``) and on the same questions in
     words (``text``); with ``udhr``, the mean NLL per token of held-out UDHR paragraphs per language.
+
+    ``kinds``: which questions to ask, {kind: languages}; by default the visual questions in every language and
+    the questions in words in the languages other than English (no number of the chapter uses English in
+    words: the claims compare multilingual accuracy, and English only with images). Per kind: accuracy
+    per language, and per item (in the suite's order, its languages only) ``{kind}_correct``, ``{kind}_langs``
+    and ``{kind}_chance`` (a guess's accuracy).
     Every language's items go through the model together (few large forward passes: on a CPU a pass over a
     handful of short prompts costs about as much as one over dozens — reading the weights dominates), and
     the prompts about one scene share one pass over their common head (``choice.score``'s ``groups``)."""
     import torch
 
-
+    if kinds is None:
+        kinds = {"vqa": suite.langs, "text": [lang for lang in suite.langs if lang != "en"]}
+    bad_kinds = set(kinds) - {"vqa", "text"}
+    bad_langs = {lang for ls in kinds.values() for lang in ls} - set(suite.langs)
+    if bad_kinds or bad_langs:
+        raise ValueError(f"evaluate: unknown kinds {sorted(bad_kinds)} or languages {sorted(bad_langs)}; "
+                         f"kinds: vqa, text; languages of the suite: {suite.langs}")
     data = suite.splits[split]
-    its, px = data["items"], data["pixels"]
+    px = data["pixels"]
     end, pad = vision.end_id(tok), tok.pad_token_id
-    gold = [it["gold"] for it in its]
-    cands = [it["cand_ids"] for it in its]
-    pv = px[torch.tensor([it["scene"] for it in its])]
     out: dict = {}
-    scene = [it["scene"] for it in its]  # a scene's prompts share their head: the image, or the description
-    for kind, kw in (("vqa", {"pixel_values": pv}), ("text", {})):
-        scores = choice.score(model, [it[f"{kind}_prompt"] for it in its], cands, end, pad, batch_size=batch_size,
-                              groups=scene, **kw)
+    for kind, langs in kinds.items():
+        its = [it for it in data["items"] if it["lang"] in langs]
+        kw = {"pixel_values": px[torch.tensor([it["scene"] for it in its])]} if kind == "vqa" else {}
+        gold = [it["gold"] for it in its]
+        scores = choice.score(model, [it[f"{kind}_prompt"] for it in its], [it["cand_ids"] for it in its], end, pad,
+                              batch_size=batch_size, groups=[it["scene"] for it in its], **kw)  # a scene's prompts share their head
         out[kind] = {lang: choice.accuracy([s for s, it in zip(scores, its) if it["lang"] == lang],
-                                           [g for g, it in zip(gold, its) if it["lang"] == lang])
-                     for lang in suite.langs}
-        out[f"{kind}_correct"] = [int(c) for c in choice.correct(scores, gold)]   # per item, in the suite's order
-    out["item_langs"] = [it["lang"] for it in its]
-    out["item_chance"] = [1 / len(it["candidates"]) for it in its]   # a guess's accuracy on each item
+                                           [g for g, it in zip(gold, its) if it["lang"] == lang]) for lang in langs}
+        out[f"{kind}_correct"] = [int(c) for c in choice.correct(scores, gold)]
+        out[f"{kind}_langs"] = [it["lang"] for it in its]
+        out[f"{kind}_chance"] = [1 / len(it["candidates"]) for it in its]
     if udhr:
         out["udhr_nll"] = {lang: udhr_nll(model, paras) for lang, paras in suite.udhr.items()}
     return out

@@ -49,14 +49,34 @@ def multilingual(scores: dict) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
+def others(langs: list[str]) -> list[str]:
+    """The languages other than English."""
+    return [lang for lang in langs if lang != "en"]
+
+
+def asked(name: str, langs: list[str]) -> dict:
+    """What each model is asked on the test split ({kind: languages}, for ``evaluation.evaluate``): exactly what
+    some number of the chapter reads. V and DiM3: the visual questions in every language (English ones: the
+    premise and claim 3) and in words in the other languages; B: in words (the premise's M − B); M and the
+    baselines: both kinds in the other languages (claims 1 and 2, and M's own multilingual numbers)."""
+    if name in ("V", "dim3"):
+        return {"vqa": list(langs), "text": others(langs)}
+    if name == "B":
+        return {"text": others(langs)}
+    return {"vqa": others(langs), "text": others(langs)}
+
+
 def run_seed(lm_name: str, langs: list[str], seed: int, S, grid_spec: dict, v_dir, m_dir, dim3_kw: dict | None = None,
-             chat: bool = False, device: str = "cpu", progress: bool = True) -> dict:
+             chat: bool = False, device: str = "cpu", progress: bool = True, shared: dict | None = None) -> dict:
     """One seed of the experiment on the checkpoints B (``lm_name``), V (``v_dir``) and M (``m_dir``): evaluate
-    B, V, M, sweep every baseline on the validation split and keep each method's best configuration (a method
-    with a single configuration in the grid skips validation: there is nothing to choose), then
-    evaluate those and DiM3 on the test split (held-out UDHR too for B, V, M and DiM3), and the per-layer
-    cross-lingual similarity of B, V, M and DiM3.
-    ``S``: the sizes (run.sizes). Returns the numbers, and the weights and suite for further use."""
+    B, V, M, sweep every baseline on the validation split (the other languages only: the choice reads them
+    alone) and keep each method's best configuration (a method with a single configuration in the grid skips
+    validation: there is nothing to choose), then evaluate those and DiM3 on the test split (what each model is
+    asked: :func:`asked`; held-out UDHR too for B, V, M and DiM3), and the per-layer cross-lingual similarity of
+    B, V, M and DiM3.
+    ``S``: the sizes (run.sizes). ``shared``: a dict kept across the seeds of a run (or None): the held-out UDHR
+    paragraphs are the same for every seed, so a model's NLL on them — keyed by its checkpoints — is computed
+    once. Returns the numbers, and the weights and suite for further use."""
     import time
 
     from tqdm.auto import tqdm
@@ -70,35 +90,40 @@ def run_seed(lm_name: str, langs: list[str], seed: int, S, grid_spec: dict, v_di
     suite = build_suite(tok, V, langs, S.n_val, S.n_test, seed, S.n_udhr, chat=chat, image_processor=image_processor(v_dir))
     work = V  # one LLaVA container: V's vision tower + projector, any LM weights
     res = {"v_dir": str(v_dir), "m_dir": str(m_dir), "test": {}, "val": {}, "sim": {}}
+    nll = {} if shared is None else shared.setdefault(("udhr_nll", lm_name, str(v_dir), str(m_dir), S.n_udhr, *dim3_key(dim3_kw)), {})
 
-    def score(name, weights, split, udhr=False):
+    def score(name, weights, split, kinds=None, udhr=False):
         set_lm(work, weights)
-        res[split][name] = evaluate(work, tok, suite, split, udhr=udhr)
-        return res[split][name]
+        r = evaluate(work, tok, suite, split, kinds=kinds, udhr=udhr and name not in nll)
+        if udhr:
+            r["udhr_nll"] = nll.setdefault(name, r.get("udhr_nll"))
+        res[split][name] = r
+        return r
 
     configs = grid(grid_spec)
     n_of = {m: sum(1 for m_, _ in configs if m_ == m) for m, _ in configs}
     bar = tqdm(total=len(configs) + 6, desc=f"seed {seed}: merge + evaluate", disable=not progress)
     for name in ("B", "V", "M"):
-        score(name, W[name], "test", udhr=True)
+        score(name, W[name], "test", asked(name, langs), udhr=True)
         bar.update()
     best = {}
+    val_kinds = {"vqa": others(langs), "text": others(langs)}
     for method, kw in configs:  # the sweep: every baseline configuration on the validation split
         merged = merge_state_dicts(W["B"], [W["V"], W["M"]], method, seed=seed, **kw)
         if n_of[method] == 1:  # nothing to choose between: no validation pass
             best[method] = (None, kw, merged)
         else:
-            r = score(label(method, kw), merged, "val")
+            r = score(label(method, kw), merged, "val", val_kinds)
             val = 0.5 * (multilingual(r["vqa"]) + multilingual(r["text"]))
             if method not in best or val > best[method][0]:
                 best[method] = (val, kw, merged)
         bar.update()
     res["best"] = {m: {"config": label(m, kw), "kw": kw, "val": v} for m, (v, kw, _) in best.items()}
     for method in list(best):
-        score(method, best.pop(method)[2], "test")  # pop: one merged model in memory at a time
+        score(method, best.pop(method)[2], "test", asked(method, langs))  # pop: one merged model in memory at a time
     bar.update()
     dim3 = merge_state_dicts(W["B"], [W["V"], W["M"]], "dim3", **(dim3_kw or {}))
-    score("dim3", dim3, "test", udhr=True)
+    score("dim3", dim3, "test", asked("dim3", langs), udhr=True)
     bar.update()
     for name, weights in (("B", W["B"]), ("V", W["V"]), ("M", W["M"]), ("dim3", dim3)):
         set_lm(work, weights)
@@ -108,6 +133,11 @@ def run_seed(lm_name: str, langs: list[str], seed: int, S, grid_spec: dict, v_di
     res["seconds"] = time.perf_counter() - t0
     res["weights"], res["work"], res["tok"], res["suite"] = W | {"dim3": dim3}, work, tok, suite
     return res
+
+
+def dim3_key(dim3_kw: dict | None) -> tuple:
+    """DiM3's options as a hashable key (its UDHR NLL depends on them)."""
+    return tuple(sorted((dim3_kw or {}).items()))
 
 
 SHORT = {"b": "B", "v": "V", "m": "M", "ta": "task_arithmetic", "ties": "ties", "dare": "dare",
@@ -132,11 +162,16 @@ def summarise(results: dict) -> dict:
         m[key], m[key + "_std"] = float(np.mean(xs)), float(np.std(xs))
         m[key + "_per_seed"] = xs
 
-    for short, name in SHORT.items():
-        put(f"{short}_mvqa", lambda r: multilingual(r["test"][name]["vqa"]))
-        put(f"{short}_mtext", lambda r: multilingual(r["test"][name]["text"]))
-        put(f"{short}_en_vqa", lambda r: r["test"][name]["vqa"]["en"])
-        if "udhr_nll" in results[seeds[0]]["test"][name]:  # B, V, M and DiM3 (run_seed skips the baselines)
+    first = results[seeds[0]]["test"]
+    for short, name in SHORT.items():  # each model's numbers on what it was asked (run_seed's ``asked``)
+        t = first[name]
+        if "vqa" in t:
+            put(f"{short}_mvqa", lambda r: multilingual(r["test"][name]["vqa"]))
+        if "text" in t:
+            put(f"{short}_mtext", lambda r: multilingual(r["test"][name]["text"]))
+        if "en" in t.get("vqa", {}):
+            put(f"{short}_en_vqa", lambda r: r["test"][name]["vqa"]["en"])
+        if "udhr_nll" in t:  # B, V, M and DiM3 (run_seed skips the baselines)
             put(f"{short}_udhr_nll", lambda r: np.mean([v for k, v in r["test"][name]["udhr_nll"].items() if k != "en"]))
     base = [SHORT[b] for b in BASELINES]
     for task in ("mvqa", "mtext"):
@@ -183,37 +218,36 @@ def claim_units(results: dict) -> dict:
     base = [SHORT[b] for b in BASELINES]
     units: dict = {}
 
-    def items(r, name, kind):
+    def items(r, name, kind, english=False, what="correct"):
+        """One model's per-item correctness (or a guess's, ``what="chance"``) on the English items of a kind or
+        on the others, in the suite's order: every model's list is the same items in the same order."""
         t = r["test"][name]
-        return np.array(t[f"{kind}_correct"], float), np.array(t["item_langs"])
+        keep = (np.array(t[f"{kind}_langs"]) == "en") == english
+        return np.array(t[f"{kind}_{what}"], float)[keep]
 
     for task, kind in (("mvqa", "vqa"), ("mtext", "text")):
         margin, gain, each = [], [], {b: [] for b in BASELINES}
         for s in seeds:
             r = results[s]
-            d, langs = items(r, "dim3", kind)
-            other = langs != "en"
+            d = items(r, "dim3", kind)
             best = max(base, key=lambda b: multilingual(r["test"][b][kind]))
-            margin.append((d - items(r, best, kind)[0])[other].tolist())
-            gain.append((d - items(r, "V", kind)[0])[other].tolist())
+            margin.append((d - items(r, best, kind)).tolist())
+            gain.append((d - items(r, "V", kind)).tolist())
             for b in BASELINES:
-                each[b].append((d - items(r, SHORT[b], kind)[0])[other].tolist())
+                each[b].append((d - items(r, SHORT[b], kind)).tolist())
         units[f"dim3_margin_{task}__units"], units[f"dim3_gain_{task}__units"] = margin, gain
         for b in BASELINES:
             units[f"dim3_minus_{b}_{task}__units"] = each[b]
-    ret = []
-    for s in seeds:
-        d, langs = items(results[s], "dim3", "vqa")
-        ret.append((d - RETENTION * items(results[s], "V", "vqa")[0])[langs == "en"].tolist())
-    units["dim3_en_retention_margin__units"] = ret
+    units["dim3_en_retention_margin__units"] = [
+        (items(results[s], "dim3", "vqa", english=True) - RETENTION * items(results[s], "V", "vqa", english=True)).tolist()
+        for s in seeds]
     # the premise: the parents of the merge learned their tasks (V sees: English visual questions above chance;
     # M reads the languages: questions in words better than B)
     units["v_en_vqa_above_chance__units"] = [
-        (items(results[s], "V", "vqa")[0] - np.array(results[s]["test"]["V"]["item_chance"]))[
-            items(results[s], "V", "vqa")[1] == "en"].tolist() for s in seeds]
-    units["m_minus_b_mtext__units"] = [
-        (items(results[s], "M", "text")[0] - items(results[s], "B", "text")[0])[items(results[s], "M", "text")[1] != "en"].tolist()
+        (items(results[s], "V", "vqa", english=True) - items(results[s], "V", "vqa", english=True, what="chance")).tolist()
         for s in seeds]
+    units["m_minus_b_mtext__units"] = [(items(results[s], "M", "text") - items(results[s], "B", "text")).tolist()
+                                       for s in seeds]
     n_layers = len(results[seeds[0]]["sim"]["V"]["vqa"]) - 1
     parts = dict(zip(("lower", "middle", "upper"), thirds(n_layers)))
     for kind in ("vqa", "text"):

@@ -44,10 +44,17 @@ def _lm_key(name: str):
     return [canonical(name), path.name, cfg.get("num_hidden_layers"), cfg.get("hidden_size")]
 
 
+# the code that determines V and M (the data, the models, the loops): their cache key; the chapter's evaluation,
+# experiment and exercises are not in it, so editing how the merges are scored does not retrain the parents
+TRAINING_MODULES = ("mlbook.chapters.ch08_dim3.training", "mlbook.chapters.ch08_dim3.vision",
+                    "mlbook.chapters.ch08_dim3.scenes", "mlbook.models.llava", "mlbook.models.loading",
+                    "mlbook.corpora.udhr", "data/08_dim3")
+
+
 def _folder(kind: str, parts: dict, build) -> Path:
     """The cached folder of V or M: ``build(folder, ckpt) -> training log``, trained once (resumable at ``ckpt``)."""
     return trained_folder(f"dim3/{kind}-{key_of(kind, parts)}", build,
-                          code=("mlbook.chapters.ch08_dim3", "mlbook.models.llava", "data/08_dim3"))[0]
+                          code=TRAINING_MODULES)[0]
 
 
 def train_vision_model(lm_name: str, seed: int, *, n_images: int, vision_steps: int, align_steps: int,
