@@ -1,0 +1,11 @@
+"""The smoke references' comparison: another CPU's float32 noise passes, a real change does not."""
+from tests import reference
+
+
+def test_float_noise_passes_and_a_change_fails():
+    assert reference._close(0.6390860475290784, 0.6390854120790113, 0.0)      # two CPUs' kernels, 7th digit
+    assert reference._close([1e-3, 2.0], [1e-3 * (1 + 5e-6), 2.0], 0.0)
+    assert not reference._close(0.6390860, 0.6391, 0.0)                       # 2e-5 relative: a change
+    assert not reference._close(0.955, 0.842, 0.005)
+    assert reference._close(0.955, 0.957, 0.005)                              # the card's absolute tolerance
+    assert not reference._close(0.0, 1e-9, 0.0)                               # zero stays exact
