@@ -72,19 +72,21 @@ mws = [folders.weight_files(d) for d in models_]
 own = [{folders.lm_name(n, set(bw)): n for n in mw} for mw in mws]
 out.mkdir(parents=True, exist_ok=True)
 readers = {}
-def get(where, name):
+def reader(where, name):  # one open reader per file, as merge_folders keeps them
     f = where[name]
     if f not in readers:
         readers[f] = tensorfile.Reader(f)
-    return readers[f].get(name)
-specs = [(n, *tensorfile.Reader(bw[n]).spec(n)) for n in bw]
+    return readers[f]
+specs = [(n, *reader(bw, n).spec(n)) for n in bw]
 with tensorfile.Writer(out / "model.safetensors", specs) as w:
     for n in bw:
-        t = get(bw, n)
+        t = reader(bw, n).get(n)
         for mw, o in zip(mws, own):
             if n in o:
-                get(mw, o[n])
+                reader(mw, o[n]).get(o[n])
         w.write(n, t)
+for r in readers.values():
+    r.close()
 print("MERGE_SECONDS", time.perf_counter() - t0)
 """
 

@@ -2,9 +2,10 @@
 
 A smoke run is deterministic on one machine, so every number is compared — to ``REL`` of its size (float32
 forward passes on another CPU's kernels move numbers in their 6th-7th digit: a reference made on one machine
-must hold on the next; no regression moves a number by as little), or within the card's ``smoke_tolerance``,
+must hold on the next; a regression seldom moves a number by as little), or within the card's ``smoke_tolerance``,
 an absolute tolerance for a metric (or a ``prefix*`` of metrics): numbers that pass through sampling or
-training can move between two CPUs of the same kind, and their tolerance is one that a real regression breaks.  Timings and other volatile numbers (the card's ``volatile``, and every
+training can move between two CPUs of the same kind, and their tolerance is one that a real regression breaks.
+Timings and other volatile numbers (the card's ``volatile``, and every
 ``*seconds``, ``*_per_s``, ``*speedup`` metric) are left out.  A missing reference is a failure.
 
 Update the references after an intended change with:
