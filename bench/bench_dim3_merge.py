@@ -19,17 +19,20 @@ Two more rows set the scale:
 - ``interpreter``     a process that only imports torch, numpy and ``mlbook.merging.folders``: the baseline
                       that every row's peak memory is measured above;
 - ``io_floor``        the streamed merge's own reading and writing and nothing else: every tensor of B, V's LM
-                      and M read with :mod:`mlbook.merging.tensorfile`, B's written out (no arithmetic).
+                      and M read with :mod:`mlbook.merging.tensorfile` into the merge's reused buffers
+                      (``tensorfile.Buffers``), B's written out (no arithmetic).
 
 Reported per row: wall time of the process and, for mlbook's rows, the seconds of the merge itself inside it
 (best of ``--rounds``); peak resident memory (``ru_maxrss``) and that peak above the interpreter's, also as a
 multiple of one model's size; two floors for the bytes the merge reads and writes — ``memcpy_floor`` (the bytes
 over this machine's copy bandwidth, a large numpy copy: no file job reaches it) and ``io_floor`` (the measured
 row above) — and the merge seconds over each. The TIES outputs of both tools are compared tensor by tensor.
-Where they differ (2026-12, chapter 8's V and M: 197 of 134.5 M entries, at most 0.0045), each entry is one of
-two documented choices: a tie at the top-k boundary (several entries share the k-th largest |τ|: mlbook keeps the
-earlier ones, as a stable sort does; mergekit's ``argsort`` is not stable), or τ_V = −τ_M exactly (the sum is 0:
-TIES's sign(0) = 0 elects nothing, mergekit's "sum ≥ 0" elects +).
+Where they differ (2026-12: chapter 8's cpu V and M, 246 of 134.5 M entries, at most 0.006; the default
+smoke-sized parents, whose few Adam steps give many entries the same |τ|, 583,052, at most 0.0004), each entry
+is one of two documented choices, and ``why_they_differ`` counts which (cpu pair: 200 and 46; smoke-sized pair:
+430,821 and 152,231; none unexplained in either): a tie at the top-k boundary (several entries share the k-th largest |τ|: mlbook
+keeps the earlier ones, as a stable sort does; mergekit's ``argsort`` is not stable), or τ_V = −τ_M exactly
+(the sum is 0: TIES's sign(0) = 0 elects nothing, mergekit's "sum ≥ 0" elects +).
 
 Chapter 8's targets (issue 15): peak above the interpreter ≤ 1.5 × one model; mlbook's TIES ≥ 5 × faster than
 mergekit's (wall against wall: both pay for starting Python and importing torch); DiM3 within 10 × of the
@@ -78,13 +81,15 @@ def reader(where, name):  # one open reader per file, as merge_folders keeps the
         readers[f] = tensorfile.Reader(f)
     return readers[f]
 specs = [(n, *reader(bw, n).spec(n)) for n in bw]
+buffers = tensorfile.Buffers.for_specs(specs)  # the merge's reused read memory
 with tensorfile.Writer(out / "model.safetensors", specs) as w:
     for n in bw:
-        t = reader(bw, n).get(n)
+        ins = [reader(bw, n).get(n, buffers)]
         for mw, o in zip(mws, own):
             if n in o:
-                reader(mw, o[n]).get(o[n])
-        w.write(n, t)
+                ins.append(reader(mw, o[n]).get(o[n], buffers))
+        w.write(n, ins[0])
+        buffers.give(*ins)
 for r in readers.values():
     r.close()
 print("MERGE_SECONDS", time.perf_counter() - t0)
@@ -166,20 +171,42 @@ def lm_only(v_dir: Path, base_dir: Path, out: Path) -> Path:
     return out
 
 
-def compare(a: Path, b: Path) -> dict:
-    """Largest |difference| over the tensors two merged folders share, and how many entries differ at all."""
+def compare(a: Path, b: Path, base: Path, v_lm: Path, m: Path, density: float = 0.5) -> dict:
+    """Largest |difference| over the tensors two TIES-merged folders share, how many entries differ at all, and
+    why: each differing entry is counted as ``boundary_tie`` (|τ_V| or |τ_M| there equals that task vector's
+    k-th largest |τ|, k = int(density·n): the trim's choice among tied entries decides it), else ``zero_sum``
+    (τ_V = −τ_M: the elected sign of a zero sum), else ``unexplained``."""
     import torch
     from safetensors import safe_open
 
     from mlbook.merging.folders import weight_files
 
-    wa, wb = weight_files(a), weight_files(b)
-    worst, n_diff, n = 0.0, 0, 0
+    def tensor(files, name):
+        with safe_open(str(files[name]), "pt") as f:
+            return f.get_tensor(name).float()
+
+    wa, wb, wB, wV, wM = (weight_files(d) for d in (a, b, base, v_lm, m))
+    worst, n, why = 0.0, 0, {"entries_differing": 0, "boundary_tie": 0, "zero_sum": 0, "unexplained": 0}
     for name in sorted(set(wa) & set(wb)):
-        with safe_open(str(wa[name]), "pt") as fa, safe_open(str(wb[name]), "pt") as fb:
-            d = (fa.get_tensor(name).float() - fb.get_tensor(name).float()).abs()
-        worst, n_diff, n = max(worst, float(d.max())), n_diff + int(torch.count_nonzero(d)), n + d.numel()
-    return {"max_abs_diff": worst, "entries_differing": n_diff, "entries": n}
+        d = (tensor(wa, name) - tensor(wb, name)).abs()
+        worst, n = max(worst, float(d.max())), n + d.numel()
+        differ = d != 0
+        nd = int(torch.count_nonzero(differ))
+        if nd == 0:
+            continue
+        why["entries_differing"] += nd
+        B = tensor(wB, name)
+        taus = [tensor(w, name) - B for w in (wV, wM) if name in w]
+        k = int(density * B.numel())
+        tie = torch.zeros_like(differ)
+        for t in taus:
+            kth = t.abs().reshape(-1).kthvalue(t.numel() - k + 1).values  # the k-th largest |τ|
+            tie |= t.abs() == kth
+        zero = (taus[0] + taus[1] == 0) & (taus[0] != 0) if len(taus) == 2 else torch.zeros_like(differ)
+        why["boundary_tie"] += int(torch.count_nonzero(differ & tie))
+        why["zero_sum"] += int(torch.count_nonzero(differ & ~tie & zero))
+        why["unexplained"] += int(torch.count_nonzero(differ & ~tie & ~zero))
+    return {"max_abs_diff": worst, "entries": n, **why}
 
 
 def main(argv=None) -> dict:
@@ -255,9 +282,10 @@ def main(argv=None) -> dict:
             row["x_io_floor"] = round(t / io_inner, 1)
         rows[name] = row
     if have_mergekit:
-        c = compare(work / "out-mlbook_ties", work / "out-mergekit_ties")
+        c = compare(work / "out-mlbook_ties", work / "out-mergekit_ties", base, v_lm, m_dir)
         rows["mlbook_ties"].update(max_abs_diff_vs_mergekit=c["max_abs_diff"],
-                                   entries_differing_from_mergekit=f"{c['entries_differing']} of {c['entries']}")
+                                   entries_differing_from_mergekit=f"{c['entries_differing']} of {c['entries']}",
+                                   why_they_differ={k: c[k] for k in ("boundary_tie", "zero_sum", "unexplained")})
         rows["mlbook_ties"]["speedup_vs_mergekit"] = round(rows["mergekit_ties"]["seconds"] / rows["mlbook_ties"]["seconds"], 2)
     else:
         rows["mergekit_ties"] = {"error": "mergekit is not installed: .venv/bin/pip install -e '.[bench]'"}

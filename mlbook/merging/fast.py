@@ -19,10 +19,10 @@ the cache: the peak is the tensors themselves. Reading the three models and writ
 from __future__ import annotations
 
 from .methods import (
-    _values_at_ranks,
     column_changes,
     dim3_merge_tensor,
     rank01,
+    rank_window_slices,
     weights_from_ranks,
 )
 
@@ -38,28 +38,13 @@ CHUNK = 1 << 18   # entries per slice of the elementwise passes: their temporari
 
 def _trim_(t, k):
     """trim(τ) in place: keep the k entries of largest |τ| (ties: the earlier index wins), zero the rest — the mask
-    of :func:`methods._topk_mask`, formed and applied a slice at a time. With v the k-th smallest −|τ| (one
-    selection): every entry with −|τ| < v is kept, and of those equal to v the first k − #{−|τ| < v} in index
-    order (the stable sort's rule)."""
-    import torch
-
+    of :func:`methods._topk_mask` (ranks 0 … k−1 of −|τ|), formed and applied a slice at a time by
+    :func:`methods.rank_window_slices`."""
     flat = t.view(-1)
-    if k <= 0:
-        return t.zero_()
     if k >= flat.numel():
         return t
-    neg = flat.abs().neg_()  # ranks 0 … k−1 of −|τ| ascending = the k largest |τ|
-    v = _values_at_ranks(neg, 0, k - 1)[1]
-    spans = range(0, flat.numel(), CHUNK)
-    need = k - sum(int(torch.count_nonzero(neg[i:i + CHUNK] < v)) for i in spans)  # how many ties at v are kept
-    for i in spans:
-        x = neg[i:i + CHUNK]
-        keep = x < v
-        if need > 0:
-            tied = (x == v).nonzero()[:need, 0]
-            keep[tied] = True
-            need -= len(tied)
-        flat[i:i + CHUNK].mul_(keep)
+    for i, keep in rank_window_slices(flat.abs().neg_(), 0, k, CHUNK):
+        flat[i:i + keep.numel()].mul_(keep)
     return t
 
 

@@ -154,7 +154,7 @@ def merge_folders(base_dir, model_dirs, out_dir, method, copy_from=None, into=No
                 readers[f] = stack.enter_context(tensorfile.Reader(f))
             return readers[f]
 
-        weight_map, total = {}, 0
+        weight_map, total, files = {}, 0, {}
         for fname, entries in plan.items():
             # b stays only where the tensor is merged: it has a counterpart in the base and in every model
             entries = [(name, b if b is not None and b in bw and all(b in o for o in own) else None, where)
@@ -162,18 +162,24 @@ def merge_folders(base_dir, model_dirs, out_dir, method, copy_from=None, into=No
             # every output tensor's dtype and shape is known before any is computed: a merged one has the base's
             specs = [(name, *(reader(bw, b).spec(b) if b else reader(where, name).spec(name)))
                      for name, b, where in entries]
+            files[fname] = (entries, specs)
+        # read into reused memory for the shapes that occur more than once (tensorfile.Buffers says why)
+        buffers = tensorfile.Buffers.for_specs([s for _, specs in files.values() for s in specs])
+        for fname, (entries, specs) in files.items():
             with tensorfile.Writer(out / fname, specs, metadata={"format": "pt"}) as w:
                 for name, b, where in entries:  # one output tensor (and its inputs) alive at a time
                     if b:
-                        t = merge_tensor(b, reader(bw, b).get(b),
-                                         [reader(mw, o[b]).get(o[b]) for mw, o in zip(mws, own)], method,
-                                         consume=True, **kw)  # the reads are ours: the kernels may overwrite them
+                        ins = [reader(bw, b).get(b, buffers),
+                               *(reader(mw, o[b]).get(o[b], buffers) for mw, o in zip(mws, own))]
+                        # the reads are ours: the kernels may overwrite them (consume)
+                        t = merge_tensor(b, ins[0], ins[1:], method, consume=True, **kw)
                     else:  # no counterpart in the base or in some model: copied untouched
-                        t = reader(where, name).get(name)
+                        ins = [t := reader(where, name).get(name, buffers)]
                     w.write(name, t)
                     weight_map[name] = fname
                     total += t.numel() * t.element_size()
-                    del t
+                    buffers.give(t, *ins)  # written: nothing holds them any more
+                    del t, ins
     for f in src.iterdir():
         if f.is_file() and not f.name.endswith(".safetensors") and f.name not in ("model.safetensors.index.json",
                                                                                     "MANIFEST.json"):

@@ -37,26 +37,49 @@ def rank_window(a, lo, hi):
     """Boolean mask (shape of a) of the entries whose rank in the *stable* ascending order of a lies in
     [lo, hi): the same as ``order = argsort(a, stable=True); mask[order[lo:hi]] = True``, without the sort.
 
-    Fast path: the values at ranks lo and hi − 1 by two selections (:func:`_values_at_ranks`, O(n)); every entry
-    strictly between them is in; entries equal to a boundary value hold consecutive ranks in index order,
-    of which those inside the window are kept."""
+    The values at ranks lo and hi − 1 by two selections (:func:`_values_at_ranks`, O(n)); every entry strictly
+    between them is in; entries equal to a boundary value hold consecutive ranks in index order, of which those
+    inside the window are kept (:func:`rank_window_slices`, here in one slice)."""
     import torch
 
     flat = a.reshape(-1)
+    mask = torch.zeros(flat.shape, dtype=torch.bool, device=a.device)
+    for i, m in rank_window_slices(flat, lo, hi):
+        mask[i:i + m.numel()] = m
+    return mask.view(a.shape)
+
+
+def rank_window_slices(flat, lo, hi, chunk=None):
+    """:func:`rank_window`'s mask of the 1-D ``flat``, a slice of ``chunk`` entries at a time: yields
+    ``(start, mask of flat[start:start + chunk])`` in order, so that a caller applying it (TIES's trim,
+    :mod:`fast`) never holds a mask of the whole tensor. One rule for ties, wherever the mask is used: the
+    entries equal to a boundary value v take ranks #{a < v}, #{a < v} + 1, … in index order."""
+    import torch
+
     n = flat.numel()
     lo, hi = max(0, int(lo)), min(n, int(hi))
+    chunk = n if chunk is None else int(chunk)
+    spans = range(0, n, max(chunk, 1))
     if hi <= lo:
-        return torch.zeros(a.shape, dtype=torch.bool, device=a.device)
-    v_lo, v_hi = _values_at_ranks(flat, lo, hi - 1)
-    inside = flat <= v_hi if lo == 0 else (flat >= v_lo) & (flat <= v_hi)  # from rank 0: v_lo is the minimum
-    if int(torch.count_nonzero(inside)) == hi - lo:  # no value at a boundary is shared with an entry outside the window
-        return inside.view(a.shape)
-    mask = (flat > v_lo) & (flat < v_hi)
-    for v in {float(v_lo), float(v_hi)}:  # the tied entries at each boundary, in index order
-        idx = (flat == v).nonzero()[:, 0]
-        rank = torch.count_nonzero(flat < v) + torch.arange(len(idx), device=a.device)
-        mask[idx[(rank >= lo) & (rank < hi)]] = True
-    return mask.view(a.shape)
+        for i in spans:
+            yield i, torch.zeros(min(chunk, n - i), dtype=torch.bool, device=flat.device)
+        return
+    v_lo, v_hi = (float(v) for v in _values_at_ranks(flat, lo, hi - 1))
+    from_min = lo == 0 and v_lo < v_hi  # then v_lo is the minimum, and all its entries (ranks 0, 1, …) are in
+    # the rank of the next entry equal to each boundary value still to be decided
+    nxt = {v: sum(int(torch.count_nonzero(flat[i:i + chunk] < v)) for i in spans)
+           for v in ({v_hi} if from_min else {v_lo, v_hi})}
+    for i in spans:
+        x = flat[i:i + chunk]
+        mask = x < v_hi if from_min else (x > v_lo) & (x < v_hi)
+        for v in nxt:
+            if nxt[v] >= hi:  # every later entry equal to v ranks past the window
+                continue
+            idx = (x == v).nonzero()[:, 0]
+            rank = nxt[v] + torch.arange(len(idx), device=flat.device)
+            nxt[v] += len(idx)
+            mask[idx[(rank >= lo) & (rank < hi)]] = True
+        yield i, mask
 
 
 def _values_at_ranks(flat, i, j, use_numpy=None):

@@ -152,7 +152,7 @@ def test_grid_label_and_multilingual():
 
 
 TINY = dict(n_images=64, vision_steps=3, align_steps=3, vqa_scenes=8, batch_size=2, lr_projector=1e-3, lr_lm=1e-3,
-            vision_batch=16, progress=False)
+            vision_batch=16, progress=False, portable=False)  # in this process: monkeypatching reaches the loop
 
 
 def test_vision_model_is_cached_loadable_and_resumes(tiny_lm_dir, tmp_path, monkeypatch):
@@ -188,6 +188,40 @@ def test_vision_model_is_cached_loadable_and_resumes(tiny_lm_dir, tmp_path, monk
         assert torch.equal(a, b), k
 
 
+def test_portable_parents_train_in_a_child_with_pinned_kernels(tiny_lm_dir, tmp_path, monkeypatch):
+    """``portable=True`` (the default) on a CPU trains in a child process whose kernels are ``PORTABLE_CPU``:
+    its weights equal, bit for bit, those of the same build run in-process by a Python started with those
+    kernels; the log says which kernels trained it, and the cache key keeps the two kinds apart."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    from mlbook.training.cached import read_log
+
+    kw = dict(text_scenes=2, steps=3, batch_size=2, udhr_per_batch=1, lr_lm=1e-3, progress=False)
+    monkeypatch.setenv("MLBOOK_CACHE", str(tmp_path / "child"))
+    child = training.train_multilingual_model(str(tiny_lm_dir), ["en", "de"], 0, **kw)
+    assert read_log(child)["cpu_kernels"] == "AVX2"
+
+    code = (f"import json, sys, torch; torch.set_num_threads({torch.get_num_threads()}); "
+            "from mlbook.chapters.ch08_dim3 import training; "
+            f"print(training.train_multilingual_model({str(tiny_lm_dir)!r}, ['en', 'de'], 0, portable=False, "
+            "**json.loads(sys.argv[1])))")
+    env = {**os.environ, **training.PORTABLE_CPU, "MLBOOK_CACHE": str(tmp_path / "pinned")}
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(kw)], env=env, capture_output=True, text=True,
+                         check=True)
+    pinned = Path(out.stdout.strip().splitlines()[-1])
+    assert read_log(pinned)["cpu_kernels"] == "AVX2"
+    assert child.name != pinned.name                                   # "avx2" vs "native" in the key
+    a, b = load_file(child / "model.safetensors"), load_file(pinned / "model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_run_seed_records_every_number_of_the_card(tiny_lm_dir, tmp_path, monkeypatch):
     from types import SimpleNamespace
 
@@ -196,14 +230,14 @@ def test_run_seed_records_every_number_of_the_card(tiny_lm_dir, tmp_path, monkey
 
     monkeypatch.setenv("MLBOOK_CACHE", str(tmp_path))
     langs = ["en", "de", "zh"]
-    S = SimpleNamespace(n_val=2, n_test=3, n_udhr=1, n_sim=2, **{k: v for k, v in TINY.items() if k != "progress"})
+    S = SimpleNamespace(n_val=2, n_test=3, n_udhr=1, n_sim=2, **{k: v for k, v in TINY.items() if k not in ("progress", "portable")})
     grid = {"task_arithmetic": {"lambdas": [[1.0, 1.0], [0.5, 0.5]]}, "ties": {"density": [0.5]},
             "dare": {"p": [0.5]}, "breadcrumbs": {"density": [0.7]}}
     results = {}
     for seed in (0, 1):
         v_dir = training.train_vision_model(str(tiny_lm_dir), seed, vqa_steps=2, **TINY)
         m_dir = training.train_multilingual_model(str(tiny_lm_dir), langs, seed, text_scenes=2, steps=2, batch_size=2,
-                                              udhr_per_batch=1, lr_lm=1e-3, progress=False)
+                                              udhr_per_batch=1, lr_lm=1e-3, progress=False, portable=False)
         results[seed] = experiment.run_seed(str(tiny_lm_dir), langs, seed, S, grid, v_dir, m_dir, progress=False)
     r = results[0]
     assert set(r["test"]) == {"B", "V", "M", "task_arithmetic", "ties", "dare", "breadcrumbs", "dim3"}

@@ -248,6 +248,23 @@ def test_rank_window_equals_the_stable_sort():
     assert m.tolist() == [[False, False], [True, True]]
 
 
+def test_rank_window_slices_give_the_stable_sort_slice_by_slice():
+    """The one tie rule, applied a slice at a time (TIES's trim uses it so): the slices, joined, are the mask of the
+    stable sort for every chunk size, ties across slice borders included."""
+    g = torch.Generator().manual_seed(1)
+    for trial in range(40):
+        n = int(torch.randint(1, 300, (1,), generator=g))
+        a = torch.randint(-3, 4, (n,), generator=g).float() if trial % 2 else torch.randn(n, generator=g)
+        lo = 0 if trial % 4 < 2 else int(torch.randint(0, n + 1, (1,), generator=g))
+        hi = int(torch.randint(lo, n + 2, (1,), generator=g))
+        want = torch.zeros(n, dtype=torch.bool)
+        want[torch.argsort(a, stable=True)[lo:hi]] = True
+        for chunk in (1, 7, 64, n):
+            parts = list(methods.rank_window_slices(a, lo, hi, chunk))
+            assert [i for i, _ in parts] == list(range(0, n, chunk))
+            assert torch.equal(torch.cat([m for _, m in parts]), want), (trial, lo, hi, chunk)
+
+
 def test_values_at_ranks_numpy_and_kthvalue_agree():
     # the GPU path (kthvalue) and the CPU path (numpy introselect) pick the same boundary values
     g = torch.Generator().manual_seed(1)

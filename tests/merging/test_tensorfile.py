@@ -53,3 +53,22 @@ def test_the_writer_refuses_what_it_was_not_told(tmp_path):
         with tensorfile.Writer(path, specs) as w:
             w.write("a", torch.zeros(2))
     assert not path.exists()
+
+
+def test_buffers_reuse_only_kept_shapes_once_each(tmp_path):
+    from mlbook.merging.tensorfile import Buffers, Reader, Writer
+
+    a, b = torch.arange(6.0).reshape(2, 3), torch.ones(4)
+    with Writer(tmp_path / "x.safetensors", [("a", a.dtype, a.shape), ("b", b.dtype, b.shape)]) as w:
+        w.write("a", a)
+        w.write("b", b)
+    pool = Buffers(keep=[(torch.float32, (2, 3))])
+    with Reader(tmp_path / "x.safetensors") as r:
+        x = r.get("a", pool)
+        ptr = x.data_ptr()
+        pool.give(x, x, x.T, r.get("b", pool))  # twice, a view, a shape not kept: one buffer back
+        assert sum(len(v) for v in pool.free.values()) == 1
+        x.fill_(-1)
+        y = r.get("a", pool)  # into the handed-back memory, every byte read again
+        assert y.data_ptr() == ptr and torch.equal(y, a)
+        assert r.get("a", pool).data_ptr() != ptr  # the pool is empty again: a fresh tensor
