@@ -6,7 +6,8 @@ must hold on the next; a regression seldom moves a number by as little), or with
 an absolute tolerance for a metric (or a ``prefix*`` of metrics): numbers that pass through sampling or
 training can move between two CPUs of the same kind, and their tolerance is one that a real regression breaks.
 Timings and other volatile numbers (the card's ``volatile``, and every
-``*seconds``, ``*_per_s``, ``*speedup`` metric) are left out.  A missing reference is a failure.
+``*seconds``, ``*_per_s``, ``*speedup`` metric) are left out, and so is the verdict of a claim that a timing
+helps decide (chapter 2's "at under half the wall time" at smoke sizes is two pairs' timings).  A missing reference is a failure.
 
 Update the references after an intended change with:
     .venv/bin/python -m tests.reference STEM METRICS.json
@@ -27,8 +28,14 @@ REL = 1e-5   # relative tolerance of every number: another CPU's float32 kernels
 
 
 def _volatile(stem: str, name: str) -> bool:
-    pats = list(VOLATILE) + list(chapter_card(stem).get("volatile") or [])
-    return any(fnmatch.fnmatch(name, p) for p in pats)
+    """A timing or other volatile number, or the verdict of a claim that one of them decides (a claim whose
+    tests include a timing: its other tests' numbers are still compared)."""
+    card = chapter_card(stem)
+    pats = list(VOLATILE) + list(card.get("volatile") or [])
+    if any(fnmatch.fnmatch(name, p) for p in pats):
+        return True
+    claim = next((c for c in card.get("claims") or [] if name == f"{c.get('id')}_verdict"), None)
+    return claim is not None and any(_volatile(stem, t["statistic"]) for t in claim.get("tests") or [])
 
 
 def comparable(stem: str, metrics: dict) -> dict:

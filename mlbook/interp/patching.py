@@ -48,19 +48,34 @@ def patch_rows(model, corrupted, patches, metric, batch_size: int = 160):
     """``Δ`` for R patches: row r of a batch of copies of the corrupted prompt takes, at address
     ``patches[r][0]``, the clean activation ``patches[r][1]`` (1,T,D) where ``patches[r][2]`` (a (T,D)
     bool mask) is set.  Rows of different addresses share a batch (each address's hook edits
-    only its own rows), so a whole grid costs ⌈R / batch_size⌉ forward passes.  Returns (R,)."""
+    only its own rows), so a whole grid costs ⌈R / batch_size⌉ forward passes.  Returns (R,).
+
+    Two rules keep float rounding out of the cells of no effect, where it would rank them at random among
+    the small real effects.  Each batch carries the unpatched corrupted run as its row 0 and Δ is taken
+    against that row, so a patch whose change cannot reach the metric (the last layer's outputs at earlier
+    tokens) gives 0, not the difference between a row of a large batch and an unbatched run (≈ 1e-6, its
+    sign set by the machine's kernels).  A patch that writes what the corrupted run already holds (every
+    token before the first one where the prompts differ, in a causal model) leaves the run as it was: Δ = 0
+    by definition, returned without a forward pass."""
     import torch
 
     dev = hooks._device(model)
     corrupted = corrupted.to(dev)
+    addresses = list(dict.fromkeys(p[0] for p in patches))
+    _, corr = hooks.run_with_cache(model, corrupted, addresses)  # what each address holds in the corrupted run
+
+    def changes(address, clean, mask):  # does the patch write any value the corrupted run does not hold?
+        c = corr[address][0]
+        return bool((torch.broadcast_to(mask.to(dev), c.shape) & (clean[0].to(dev, c.dtype) != c)).any())
+
+    live = [r for r, p in enumerate(patches) if changes(*p)]
+    delta = torch.zeros(len(patches))
     with torch.no_grad():
-        base = _metric_of(metric, model(input_ids=corrupted).logits)[0]
-        out = []
-        for s in range(0, len(patches), batch_size):
-            chunk = patches[s:s + batch_size]
+        for s in range(0, len(live), batch_size):
+            chunk = [None] + [patches[r] for r in live[s:s + batch_size]]  # row 0: the corrupted run itself
             fns = {}
-            for address in dict.fromkeys(p[0] for p in chunk):
-                rows = [i for i, p in enumerate(chunk) if p[0] == address]
+            for address in dict.fromkeys(p[0] for p in chunk[1:]):
+                rows = [i for i, p in enumerate(chunk) if p is not None and p[0] == address]
                 clean = torch.cat([chunk[i][1] for i in rows]).to(dev)                     # (r,T,D)
                 mask = torch.stack([torch.broadcast_to(chunk[i][2], clean.shape[1:]) for i in rows]).to(dev)
                 idx = torch.tensor(rows, device=dev)
@@ -72,8 +87,9 @@ def patch_rows(model, corrupted, patches, metric, batch_size: int = 160):
                 fns[address] = put
             with hooks.hooked(model, fns):
                 logits = model(input_ids=corrupted.expand(len(chunk), -1)).logits
-            out.append(_metric_of(metric, logits) - base)
-    return torch.cat(out).float().cpu()
+            m = _metric_of(metric, logits)
+            delta[live[s:s + batch_size]] = (m[1:] - m[0]).float().cpu()  # against the unpatched row of the same batch
+    return delta
 
 
 def position_masks(T: int, D: int, positions=None):

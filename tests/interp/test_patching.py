@@ -176,3 +176,25 @@ def test_probe_reads_a_linear_property():
     X = rng.normal(size=(200, 10))
     y = (X[:, 3] > 0).astype(int)
     assert probe.probe_accuracy(X[:150], y[:150], X[150:], y[150:]) > 0.9
+
+
+def test_a_patch_that_changes_nothing_is_exactly_zero(tiny):
+    """Clean and corrupted share their first 3 tokens: patching any of them writes what the corrupted run
+    holds, so Δ is 0 exactly (no rounding residue of a batched row); the other cells are the definition's."""
+    g = torch.Generator().manual_seed(5)
+    shared = torch.randint(3, 101, (1, 3), generator=g)
+    clean = torch.cat([shared, torch.randint(3, 101, (1, 3), generator=g)], 1)
+    corrupt = torch.cat([shared, torch.randint(3, 101, (1, 3), generator=g)], 1)
+    addresses = [hooks.addr(layer, site) for layer in range(3) for site in ("resid_pre", "attn_out", "mlp_out")]
+    rows = []
+    h = tiny.register_forward_pre_hook(lambda mod, args, kw: rows.append(kw["input_ids"].shape[0]), with_kwargs=True)
+    try:
+        grid = patching.activation_patching(tiny, clean, corrupt, metric, addresses, batch_size=5)
+    finally:
+        h.remove()
+    assert torch.equal(grid[:, :3], torch.zeros(len(addresses), 3))
+    live = len(addresses) * 3                      # only the patches that change a value run, 5 to a batch
+    assert sum(rows) == 1 + 1 + live + -(-live // 5)  # clean and corrupted caches; each batch's unpatched row 0
+    for i, a in enumerate(addresses):
+        for p in range(3, 6):
+            assert float(grid[i, p]) == pytest.approx(_one_patch(tiny, clean, corrupt, a, p), abs=1e-4)
