@@ -72,13 +72,13 @@ def patch_rows(model, corrupted, patches, metric, batch_size: int = 160):
     delta = torch.zeros(len(patches))
     with torch.no_grad():
         for s in range(0, len(live), batch_size):
-            chunk = [None] + [patches[r] for r in live[s:s + batch_size]]  # row 0: the corrupted run itself
+            chunk = [patches[r] for r in live[s:s + batch_size]]
             fns = {}
-            for address in dict.fromkeys(p[0] for p in chunk[1:]):
-                rows = [i for i, p in enumerate(chunk) if p is not None and p[0] == address]
+            for address in dict.fromkeys(p[0] for p in chunk):
+                rows = [i for i, p in enumerate(chunk) if p[0] == address]
                 clean = torch.cat([chunk[i][1] for i in rows]).to(dev)                     # (r,T,D)
                 mask = torch.stack([torch.broadcast_to(chunk[i][2], clean.shape[1:]) for i in rows]).to(dev)
-                idx = torch.tensor(rows, device=dev)
+                idx = torch.tensor(rows, device=dev) + 1  # row 0 of the batch: the corrupted run itself
 
                 def put(act, idx=idx, clean=clean, mask=mask):
                     act = act.clone()
@@ -86,7 +86,7 @@ def patch_rows(model, corrupted, patches, metric, batch_size: int = 160):
                     return act
                 fns[address] = put
             with hooks.hooked(model, fns):
-                logits = model(input_ids=corrupted.expand(len(chunk), -1)).logits
+                logits = model(input_ids=corrupted.expand(1 + len(chunk), -1)).logits
             m = _metric_of(metric, logits)
             delta[live[s:s + batch_size]] = (m[1:] - m[0]).float().cpu()  # against the unpatched row of the same batch
     return delta
