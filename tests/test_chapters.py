@@ -25,6 +25,7 @@ from mlbook.models.resolve import cache_name
 from mlbook.tools.notebooks import notebook_parameters, run_chapter
 
 from . import reference, regression
+from .smoke import run_smoke
 
 CHAPTERS = list_chapters()
 RESULTS = repo_root() / "results"
@@ -131,7 +132,7 @@ def test_smoke_is_deterministic_from_empty_caches(stem, tmp_path, monkeypatch):
     runs = []
     for i in range(2):
         monkeypatch.setenv("MLBOOK_CACHE", str(_fresh_cache(tmp_path / f"run{i}")))
-        run_chapter(stem, "smoke", {}, out=tmp_path / f"out{i}", progress=False)
+        run_smoke(stem, tmp_path / f"out{i}")
         runs.append(reference.comparable(stem, json.loads((tmp_path / f"out{i}" / "metrics.json").read_text())))
     assert runs[0] == runs[1], sorted(k for k in runs[0] if runs[0].get(k) != runs[1].get(k))
 

@@ -94,17 +94,25 @@ def _up_to_date(stamp: Path, stem: str, profile: str, params: dict) -> bool:
         return False
 
 
+class CellTimeout(RuntimeError):
+    """A cell gave no reply within ``run_chapter``'s ``cell_timeout``: a stalled kernel or a cell far
+    slower than it should be (the kernel is shut down; the partial notebook is kept)."""
+
+
 def run_chapter(chapter: str, profile: str = "cpu", params: dict | None = None, out: str | Path | None = None,
-                force: bool = True, progress: bool = True) -> Path:
+                force: bool = True, progress: bool = True, cell_timeout: int | None = None) -> Path:
     """Execute one chapter with papermill; returns the folder with the executed notebook and metrics.json.
 
     Without ``out`` the executed notebook goes to ``_build/executed/<profile>/`` and the metrics to
     ``results/<profile>/<chapter>/`` (where the book build and the scorecard find them).
+    ``cell_timeout`` (whole seconds, default none) bounds each cell: past it, :class:`CellTimeout`.
     """
     import papermill as pm
 
     stem = resolve_chapter(chapter)
     check_profile(profile)
+    if cell_timeout is not None and (not isinstance(cell_timeout, int) or cell_timeout < 1):
+        raise ValueError(f"cell_timeout is whole seconds, at least 1 (or None for no bound), not {cell_timeout!r}")
     params = dict(params or {})
     validate_parameters(stem, params)
     root = repo_root()
@@ -129,10 +137,14 @@ def run_chapter(chapter: str, profile: str = "cpu", params: dict | None = None, 
     try:
         pm.execute_notebook(str(chapters_dir() / f"{stem}.ipynb"), str(tmp_nb), parameters=params,
                             cwd=str(chapters_dir()), kernel_name="python3", progress_bar=progress,
-                            request_save_on_cell_execute=False, kernel_manager_class=_ipc_kernel_manager())
+                            request_save_on_cell_execute=False, kernel_manager_class=_ipc_kernel_manager(),
+                            execution_timeout=cell_timeout)
     except pm.PapermillExecutionError as e:
         raise SystemExit(f"{stem} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
                          f"the executed notebook is at {tmp_nb}") from None
+    except TimeoutError as e:  # nbclient's CellTimeoutError
+        raise CellTimeout(f"{stem} ({profile}): a cell gave no reply within {cell_timeout} s, "
+                          f"{time.time() - t0:.0f} s into the run") from e
     _hide_injected_parameters(tmp_nb)
     tmp_nb.replace(nb_out)
     env_file = metrics_dir / "environment.json"
