@@ -152,37 +152,3 @@ def udhr_parallel(article: int, languages: list[str] | None = None) -> dict[str,
     for code, text in zip(ds["lang"], ds["text"]):
         out.setdefault(code, []).append(text)
     return {code: "\n".join(ps) for code, ps in out.items()}
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?;։।؟۔።。！？])\s+")
-
-
-def split_sentences(text: str) -> list[str]:
-    """Sentences of one paragraph: split after ``. ! ? ;`` and their Armenian, Devanagari, Arabic, Urdu,
-    Ethiopic and CJK forms when whitespace follows (a paragraph of a CJK text splits only where it has spaces)."""
-    return [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
-
-
-def udhr_pairs(src: str, tgt: str, sentences: bool = True) -> list[dict]:
-    """Parallel units of two translations: ``{"article", "paragraph", "sentence", "src", "tgt"}``.
-
-    An article is used only where both translations have the same number of paragraphs in it (paragraph
-    k is then paragraph k's translation); with ``sentences`` a paragraph pair is split further where both
-    sides split into the same number of sentences (``sentence`` is 0 for an unsplit paragraph)."""
-    (a,), (b,) = _resolve_udhr(src)[:1], _resolve_udhr(tgt)[:1]
-    paras: dict[str, dict[int, list[str]]] = {a: {}, b: {}}
-    for row in udhr([a, b]):
-        paras[row["lang"]].setdefault(row["article"], []).append(row["text"])
-    out = []
-    for art in sorted(set(paras[a]) & set(paras[b])):
-        pa, pb = paras[a][art], paras[b][art]
-        if len(pa) != len(pb):
-            continue
-        for k, (x, y) in enumerate(zip(pa, pb), start=1):
-            sx, sy = (split_sentences(x), split_sentences(y)) if sentences else ([x], [y])
-            if len(sx) > 1 and len(sx) == len(sy):
-                out += [{"article": art, "paragraph": k, "sentence": i, "src": s, "tgt": t}
-                        for i, (s, t) in enumerate(zip(sx, sy), start=1)]
-            else:
-                out.append({"article": art, "paragraph": k, "sentence": 0, "src": x, "tgt": y})
-    return out

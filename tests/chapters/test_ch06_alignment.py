@@ -115,3 +115,30 @@ def test_exercise_checks_accept_right_answers():
     assert ex.check_block_cosine(block_cosine).startswith("✔")
     assert ex.check_null_scale(lambda d: d ** -0.5).startswith("✔")
     assert ex.check_relative_distance(relative).startswith("✔")
+
+
+def test_split_sentences_by_script():
+    assert D.split_sentences("One. Two? Three! Four; five") == ["One.", "Two?", "Three!", "Four;", "five"]
+    assert D.split_sentences("पहला । दूसरा।  तीसरा") == ["पहला ।", "दूसरा।", "तीसरा"]
+    assert D.split_sentences("أولا؟ ثانيا.") == ["أولا؟", "ثانيا."]
+    assert D.split_sentences("e.g.x 3.5 end.") == ["e.g.x 3.5 end."]      # no whitespace after the dot: one
+
+
+def test_udhr_pairs_are_translations_unit_by_unit():
+    from mlbook.corpora import udhr
+
+    pairs = D.udhr_pairs("eng", "deu_1996")
+    whole = D.udhr_pairs("eng", "deu_1996", sentences=False)
+    assert len(pairs) > len(whole) >= 40
+    n_en = {a: sum(1 for r in udhr.udhr(["eng"]) if r["article"] == a) for a in range(31)}
+    n_de = {a: sum(1 for r in udhr.udhr(["deu_1996"]) if r["article"] == a) for a in range(31)}
+    assert {r["article"] for r in whole} == {a for a in range(31) if n_en[a] == n_de[a]}   # only matching articles
+    assert [r for r in whole if r["article"] == 3] == [
+        {"article": 3, "paragraph": 1, "sentence": 0, "src": "Everyone has the right to life, liberty and the security of person.",
+         "tgt": "Jeder hat das Recht auf Leben, Freiheit und Sicherheit der Person."}]
+    split = [r for r in pairs if r["sentence"] > 0]
+    assert split and all(D.split_sentences(r["src"]) == [r["src"]] for r in split)
+    by_para = {}
+    for r in split:
+        by_para.setdefault((r["article"], r["paragraph"]), []).append(r["sentence"])
+    assert all(v == list(range(1, len(v) + 1)) for v in by_para.values())

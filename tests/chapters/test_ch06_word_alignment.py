@@ -6,7 +6,7 @@ import re
 import pytest
 
 from mlbook.chapters.ch06_alignment import word_alignment as wa
-from mlbook.corpora.udhr import udhr_pairs
+from mlbook.chapters.ch06_alignment.data import udhr_pairs
 
 GOLD = {"en-de": "deu_1996", "en-ru": "rus"}
 

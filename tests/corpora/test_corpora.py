@@ -1,7 +1,6 @@
 """mlbook.data against facts anyone can check: the UDHR's first article, CLDR's names of capitals."""
 from __future__ import annotations
 
-import itertools
 import time
 
 import pytest
@@ -168,29 +167,3 @@ def test_country_facts_unknown_relation():
 
     with pytest.raises(ValueError, match="unknown relation 'capitol'.*capital"):
         country_facts(["en"], ["capitol"])
-
-
-def test_split_sentences_by_script():
-    assert udhr.split_sentences("One. Two? Three! Four; five") == ["One.", "Two?", "Three!", "Four;", "five"]
-    assert udhr.split_sentences("पहला । दूसरा।  तीसरा") == ["पहला ।", "दूसरा।", "तीसरा"]
-    assert udhr.split_sentences("أولا؟ ثانيا.") == ["أولا؟", "ثانيا."]
-    assert udhr.split_sentences("e.g.x 3.5 end.") == ["e.g.x 3.5 end."]      # no whitespace after the dot: one
-
-
-def test_udhr_pairs_are_translations_unit_by_unit():
-    pairs = udhr.udhr_pairs("eng", "deu_1996")
-    whole = udhr.udhr_pairs("eng", "de-1996", sentences=False)
-    assert len(pairs) > len(whole) >= 40
-    en, de = udhr.udhr(["eng"]), udhr.udhr(["deu_1996"])
-    n_en = {a: sum(1 for r in en if r["article"] == a) for a in range(31)}
-    n_de = {a: sum(1 for r in de if r["article"] == a) for a in range(31)}
-    assert {r["article"] for r in whole} == {a for a in range(31) if n_en[a] == n_de[a]}   # only matching articles
-    art3 = [r for r in whole if r["article"] == 3]
-    assert art3 == [{"article": 3, "paragraph": 1, "sentence": 0,
-                     "src": "Everyone has the right to life, liberty and the security of person.",
-                     "tgt": "Jeder hat das Recht auf Leben, Freiheit und Sicherheit der Person."}]
-    split = [r for r in pairs if r["sentence"] > 0]
-    assert split and all(udhr.split_sentences(r["src"]) == [r["src"]] for r in split)
-    for (art, k), group in itertools.groupby(split, key=lambda r: (r["article"], r["paragraph"])):
-        group = list(group)
-        assert [r["sentence"] for r in group] == list(range(1, len(group) + 1))

@@ -1,7 +1,7 @@
 """Chapter 6's data: UDHR units in English and the evaluation languages, their topics, and the split.
 
-- **Units.** A unit is a sentence of a UDHR paragraph (``udhr.split_sentences``); its id is
-  ``(article, paragraph, sentence)``. Parallel units come from ``udhr.udhr_pairs``.
+- **Units.** A unit is a sentence of a UDHR paragraph (:func:`split_sentences`); its id is
+  ``(article, paragraph, sentence)``. Parallel units come from :func:`udhr_pairs`.
 - **Topic** (the sentence-level task, like SIB-200's topic classification): each of the 31 sections of the
   declaration (0 = the preamble) belongs to one of six themes, written for the book (:data:`TOPICS`).
 - **Split.** Per seed, half of the paragraphs (by (article, paragraph)) are *train* and half *test*: the task
@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 from mlbook.corpora import udhr
 
@@ -35,11 +36,46 @@ TOPICS = {  # theme: the sections of the declaration it holds
 TOPIC_OF = {art: i for i, arts in enumerate(TOPICS.values()) for art in arts}
 
 
-def _paragraphs_per_article(lang: str) -> dict[int, int]:
-    n: dict[int, int] = {}
+_SENTENCE_END = re.compile(r"(?<=[.!?;։।؟۔።。！？])\s+")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of one paragraph: split after ``. ! ? ;`` and their Armenian, Devanagari, Arabic, Urdu,
+    Ethiopic and CJK forms when whitespace follows (a paragraph of a CJK text splits only where it has spaces)."""
+    return [s for s in (p.strip() for p in _SENTENCE_END.split(text)) if s]
+
+
+def _paragraphs(lang: str) -> dict[int, list[str]]:
+    out: dict[int, list[str]] = {}
     for row in udhr.udhr([lang]):
-        n[row["article"]] = n.get(row["article"], 0) + 1
-    return n
+        out.setdefault(row["article"], []).append(row["text"])
+    return out
+
+
+def udhr_pairs(src: str, tgt: str, sentences: bool = True) -> list[dict]:
+    """Parallel units of two translations: ``{"article", "paragraph", "sentence", "src", "tgt"}``.
+
+    An article is used only where both translations have the same number of paragraphs in it (paragraph
+    k is then paragraph k's translation); with ``sentences`` a paragraph pair is split further where both
+    sides split into the same number of sentences (``sentence`` is 0 for an unsplit paragraph)."""
+    pa_all, pb_all = _paragraphs(src), _paragraphs(tgt)
+    out = []
+    for art in sorted(set(pa_all) & set(pb_all)):
+        pa, pb = pa_all[art], pb_all[art]
+        if len(pa) != len(pb):
+            continue
+        for k, (x, y) in enumerate(zip(pa, pb), start=1):
+            sx, sy = (split_sentences(x), split_sentences(y)) if sentences else ([x], [y])
+            if len(sx) > 1 and len(sx) == len(sy):
+                out += [{"article": art, "paragraph": k, "sentence": i, "src": a, "tgt": b}
+                        for i, (a, b) in enumerate(zip(sx, sy), start=1)]
+            else:
+                out.append({"article": art, "paragraph": k, "sentence": 0, "src": x, "tgt": y})
+    return out
+
+
+def _paragraphs_per_article(lang: str) -> dict[int, int]:
+    return {art: len(paras) for art, paras in _paragraphs(lang).items()}
 
 
 def sentences(lang: str) -> list[dict]:
@@ -51,7 +87,7 @@ def sentences(lang: str) -> list[dict]:
     for row in udhr.udhr([lang]):
         if row["article"] not in keep:
             continue
-        for i, s in enumerate(udhr.split_sentences(row["text"]), start=1):
+        for i, s in enumerate(split_sentences(row["text"]), start=1):
             out.append({"article": row["article"], "paragraph": row["paragraph"], "sentence": i, "text": s,
                         "topic": TOPIC_OF[row["article"]]})
     return out
@@ -70,7 +106,7 @@ def split(seed: int, share_test: float = 0.5) -> set[tuple[int, int]]:
 
 
 def parallel(lang: str, test: set, part: str) -> list[dict]:
-    """English–``lang`` parallel sentences (``udhr.udhr_pairs``) of the ``part`` ("train" / "test") paragraphs."""
+    """English–``lang`` parallel sentences (:func:`udhr_pairs`) of the ``part`` ("train" / "test") paragraphs."""
     if part not in ("train", "test"):
         raise ValueError(f"part is 'train' or 'test', not {part!r}")
-    return [u for u in udhr.udhr_pairs("eng", lang) if ((u["article"], u["paragraph"]) in test) == (part == "test")]
+    return [u for u in udhr_pairs("eng", lang) if ((u["article"], u["paragraph"]) in test) == (part == "test")]

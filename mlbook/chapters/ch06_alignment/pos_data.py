@@ -1,7 +1,7 @@
 """The token-level task's data: universal POS tags for UDHR sentences and a Turkish gold sample.
 
 ``data/06_alignment/pos/{en,fr,es,de,tr}.jsonl`` holds one sentence a line, ``{"lang", "id", "words",
-"upos", "source"}``.  en/fr/es/de are the UDHR units of ``mlbook.corpora.udhr.udhr_pairs`` (id
+"upos", "source"}``.  en/fr/es/de are the UDHR units of ``data.udhr_pairs`` (id
 ``a<article>.p<paragraph>.s<sentence>``), tagged by a tagger: *silver* labels.  tr is the first 300
 sentences of the Turkish Web Treebank's web section: *gold* labels, from another domain.  The chapter only
 reads the committed files, with :func:`load_pos` (standard library only); the taggers run once, here.
@@ -26,7 +26,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from mlbook.corpora.udhr import udhr_pairs
+from .data import udhr_pairs
 
 DATA = Path(__file__).resolve().parents[3] / "data" / "06_alignment" / "pos"
 LANGS = ("en", "fr", "es", "de", "tr")

@@ -44,7 +44,7 @@ def prepare(model, tok, k: int, langs=D.EVAL, pairs=D.PAIRS, max_length: int = 6
     langs = ("eng", *langs)
     pos_langs = ["en"] + [POS_LANG[x] for x in langs if x in POS_LANG]
     topic = {lang: D.sentences(lang) for lang in langs}
-    parallel = {lang: D.udhr.udhr_pairs("eng", lang) for lang in langs[1:]}
+    parallel = {lang: D.udhr_pairs("eng", lang) for lang in langs[1:]}
     pos = {lang: pos_data.load_pos(lang) for lang in pos_langs}
     unique: dict[tuple, int] = {}                                    # every distinct word list, encoded once
     row = lambda words: unique.setdefault(tuple(words), len(unique))  # noqa: E731
