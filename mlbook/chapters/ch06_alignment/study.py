@@ -4,7 +4,8 @@
     result = run_seed(model, texts, seed, sizes)            # aligned models, fine-tunes, zero-shot scores
 
 Per seed (:func:`run_seed`): the split of paragraphs (``data.split``); the *base* top layers and, for each
-pair × alignment loss, the top layers aligned on the pair's train sentences; for each of these encoders and
+pair × alignment loss, the top layers aligned on the pair's train sentences, and a *placebo* (the same number
+of updates by the sentence loss on mismatched pairs: what any extra training of the top layers does); for each of these encoders and
 each task, a fine-tune on English and its zero-shot score on every test language; the relative distances of
 the test translations; and, at the base encoder fine-tuned for each task, the gradient cosines.
 """
@@ -78,7 +79,7 @@ def run_seed(model, texts: Texts, seed: int, S, bar=None) -> dict:
     tr_idx = _pick(en_rows, lambda r: not in_test(r))
     topic_train = (en_states.subset(tr_idx), [en_rows[i]["topic"] for i in tr_idx])
     topic_test = {}
-    for lang in S.eval_langs:
+    for lang in ("eng", *S.eval_langs):             # English: how well the task was learned, on its test paragraphs
         rows, st = texts.topic[lang]
         idx = _pick(rows, in_test)
         topic_test[lang] = (st.subset(idx), [rows[i]["topic"] for i in idx])
@@ -86,7 +87,7 @@ def run_seed(model, texts: Texts, seed: int, S, bar=None) -> dict:
     idx = _pick(rows, lambda r: para_of(r["id"]) not in test)
     pos_train = (st.subset(idx), [lab[i] for i in idx])
     pos_test, noun = {}, pos_data.UPOS.index("NOUN")
-    for lang in S.pos_test:
+    for lang in ("en", *S.pos_test):
         rows, st, lab = texts.pos[lang]
         idx = list(range(len(rows))) if lang == "tr" else _pick(rows, lambda r: para_of(r["id"]) in test)
         pos_test[lang] = (st.subset(idx), [lab[i] for i in idx])
@@ -107,6 +108,14 @@ def run_seed(model, texts: Texts, seed: int, S, bar=None) -> dict:
                                              alignments=[texts.links[pair][i] for i in idx])
             if bar is not None:
                 bar.update()
+    # the placebo: the first pair's sentence loss on mismatched pairs (each English sentence with the translation
+    # of another) — as many updates of the same layers by the same loss, with no translation in them
+    units, src, tgt = texts.parallel[S.pairs[0]]
+    idx = _pick(units, lambda r: not in_test(r))
+    encoders["placebo"] = X.align(base, src.subset(idx), tgt.subset(idx[len(idx) // 2:] + idx[: len(idx) // 2]),
+                                  "sentence", steps=S.align_steps, lr=S.lr, batch=S.batch, seed=seed, tau=S.tau)
+    if bar is not None:
+        bar.update()
     out = {"seed": seed, "encoders": list(encoders), "distance": {}, "raw_distance": {}, "score": {}, "geometry": {},
            "noun_share": {lang: [sum(t == noun for t in y) / len(y) for y in lab] for lang, (_, lab) in pos_test.items()}}
     for name, top in encoders.items():
