@@ -2,7 +2,8 @@
 
     .venv/bin/pip install -e '.[bench]'                  # sentence-transformers==6.2.0 (once)
     .venv/bin/python bench/bench_alignment.py             # B = 32, best of 5
-    .venv/bin/python bench/bench_alignment.py --quick     # B = 8, 1 round, 64 sentences: a smoke run (< 1 min)
+    .venv/bin/python bench/bench_alignment.py --quick     # a smoke run (< 1 min idle): B = 8, 1 round, 64 sentences,
+                                                          # 2 processes at a time of 1 thread each (--jobs 2 --threads 1)
     .venv/bin/python bench/bench_alignment.py --train-top 4 --rounds 10 --json /tmp/align.json
 
 Both sides run the same encoder (multilingual-e5-small, the local folder ``resolve("intfloat/multilingual-e5-small",
@@ -33,7 +34,8 @@ trainable parameter), the weights after one AdamW step from that gradient, and t
 (max |Δ|).  Then every row runs in its own process (under ``bench_dim3_merge.timed``'s small launcher): it loads
 its side, does one warm-up step (or pass) and ``--rounds`` timed ones in train mode (the encoding pass in eval mode);
 the best counts (``bench_neuron_ig._best``).  ``--repeats R`` runs the set of processes R times, interleaved, and
-keeps each row's best time.
+keeps each row's best time.  ``--jobs N`` runs N processes at a time (``--quick``: 2): each row's memory is
+still its own, its time is not a benchmark.
 
 Memory, from ``/proc/self/status`` in each row's process: ``peak above interpreter`` is the process's peak resident
 set (VmHWM: imports, loading, the timed work) minus that of ``interpreter``, a process that only does the imports.
@@ -305,10 +307,10 @@ def check(a) -> dict:
 
 # ---------------------------------------------------------------- the parent
 
-def _run(role: str, a, work: Path) -> dict:
+def _run(role: str, a, work: Path, tag: int = 0) -> dict:
     from bench_dim3_merge import timed
 
-    out = work / f"{role}.json"
+    out = work / f"{role}-{tag}.json"
     cmd = [sys.executable, str(Path(__file__).resolve()), "--child", role, "--out", str(out),
            "--batch", str(a.batch), "--rounds", str(a.rounds), "--threads", str(a.threads), "--lr", str(a.lr),
            "--n-encode", str(a.n_encode), "--encode-batch", str(a.encode_batch)]
@@ -356,13 +358,15 @@ def main(argv=None) -> dict:
     p.add_argument("--encode-batch", type=int, default=32)
     p.add_argument("--tolerance", type=float, default=0.03, help="a time within this fraction of theirs counts as equal")
     p.add_argument("--tolerance-mem", type=float, default=0.05, help="a peak within this fraction of theirs counts as equal")
-    p.add_argument("--quick", action="store_true", help="B = 8, 1 round, 64 sentences: a smoke run")
+    p.add_argument("--jobs", type=int, default=1, help="row processes at a time (>1: the times are a smoke test only)")
+    p.add_argument("--quick", action="store_true",
+                   help="B = 8, 1 round, 64 sentences, 2 processes at a time of 1 thread each: a smoke run (< 1 min)")
     p.add_argument("--json", default=None, help="write the results here too")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--out", default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.quick:
-        a.batch, a.rounds, a.repeats, a.n_encode = 8, 1, 1, 64
+        a.batch, a.rounds, a.repeats, a.n_encode, a.jobs, a.threads = 8, 1, 1, 64, 2, 1
     if a.child:
         res = check(a) if a.child == "check" else child(a.child, a)
         Path(a.out).write_text(json.dumps(res))
@@ -371,22 +375,31 @@ def main(argv=None) -> dict:
     load_before = os.getloadavg()
     t_start = time.perf_counter()
     work = Path(tempfile.mkdtemp(prefix="bench-align-"))
-    print("check (same weights, eval mode) ...", file=sys.stderr, flush=True)
-    chk = _run("check", a, work)
+    # the check, then the rows, repeats interleaved (a machine that gets busier slows every row alike);
+    # --jobs > 1 runs that many processes at a time (--quick: 2, of 1 thread each)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(job):
+        i, role = job
+        print(f"  {role} ...", file=sys.stderr, flush=True)
+        return role, _run(role, a, work, i)
+    jobs = list(enumerate(["check"] + list(ROWS) * a.repeats))
+    with ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        done = list(pool.map(one, jobs))
+    chk = done[0][1]
     best: dict = {}
-    for _ in range(a.repeats):   # interleaved: a machine that gets busier slows every row alike
-        for row in ROWS:
-            print(f"  {row} ...", file=sys.stderr, flush=True)
-            r = _run(row, a, work)
-            run = {k: r.get(k) for k in ("seconds", "peak_mb", "own_peak_mb", "cpu_per_wall", "foreign_cpu_per_wall")}
-            b = best.get(row)
-            if b is None or r.get("seconds", 0) < b.get("seconds", 0):
-                best[row] = r | {"runs": (b["runs"] if b else [])}
-            b = best[row]
-            b["runs"].append(run)
-            for k in ("peak_mb", "own_peak_mb"):    # the largest peak over the repeats
-                if b.get(k) is not None:
-                    b[k] = max(x[k] for x in b["runs"])
+    for row, r in done[1:]:
+        if a.jobs > 1:
+            r["foreign_cpu_per_wall"] = None   # the bench's own concurrent rows would count as others
+        run = {k: r.get(k) for k in ("seconds", "peak_mb", "own_peak_mb", "cpu_per_wall", "foreign_cpu_per_wall")}
+        b = best.get(row)
+        if b is None or r.get("seconds", 0) < b.get("seconds", 0):
+            best[row] = r | {"runs": (b["runs"] if b else [])}
+        b = best[row]
+        b["runs"].append(run)
+        for k in ("peak_mb", "own_peak_mb"):    # the largest peak over the repeats
+            if b.get(k) is not None:
+                b[k] = max(x[k] for x in b["runs"])
     rows = best
     for row, r in rows.items():
         if not row.startswith("interpreter"):
@@ -410,7 +423,7 @@ def main(argv=None) -> dict:
               "versions": _versions(),
               "settings": {"batch": a.batch, "rounds": a.rounds, "repeats": a.repeats, "lr": a.lr, "tau": TAU,
                            "train_top": a.train_top, "trainable_params": chk["trainable_params"],
-                           "n_encode": a.n_encode, "encode_batch": a.encode_batch, "quick": a.quick},
+                           "n_encode": a.n_encode, "encode_batch": a.encode_batch, "quick": a.quick, "jobs": a.jobs},
               "check": chk, "rows": rows, "targets": targets, "wall_seconds": time.perf_counter() - t_start}
 
     trained = "all but the word embeddings" if a.train_top is None else f"the top {a.train_top} layers"
@@ -427,7 +440,7 @@ def main(argv=None) -> dict:
         r = rows[row]
         own = "—" if r["own_peak_mb"] is None else f"{r['own_peak_mb']:.0f}"
         print(f"| {row} | {r['seconds']:.3f} | {r['peak_above_interpreter_mb']:.0f} | {own} | {shown[row]} | "
-              f"{r['cpu_per_wall']:.2f} | {r['foreign_cpu_per_wall']:.2f} |")
+              f"{r['cpu_per_wall']:.2f} | {'—' if a.jobs > 1 else format(r['foreign_cpu_per_wall'], '.2f')} |")
     i_m, i_s = rows["interpreter_mlbook"], rows["interpreter"]
     print(f"\ninterpreter (every row's imports, both sides'): {i_s['peak_mb']:.0f} MB, {i_s['import_seconds']:.1f} s; "
           f"mlbook's alone {i_m['peak_mb']:.0f} MB, {i_m['import_seconds']:.1f} s: importing sentence_transformers "
@@ -444,11 +457,15 @@ def main(argv=None) -> dict:
         print(f"target, {what}: ours at least as fast ({t['time_ratio_ours_over_theirs']:.2f}× theirs) "
               f"{mark(t['at_least_as_fast'])}; no more memory ({t['peak_ratio_ours_over_theirs']:.2f}× theirs) "
               f"{mark(t['no_more_memory'])}")
-    others = max(r["foreign_cpu_per_wall"] for r in rows.values() if "seconds" in r)   # while the best times ran
+    if a.jobs > 1:
+        verdict = f"{a.jobs} of the bench's processes at a time (--jobs): the times are a smoke test only"
+    else:
+        others = max(r["foreign_cpu_per_wall"] for r in rows.values() if "seconds" in r)   # those whose times count
+        verdict = (f"other processes' CPU seconds per wall second while a row's kept process ran: at most {others:.2f} "
+                   f"({'idle' if others < 0.2 else 'contended: the times are not comparable'})")
+    result["machine"]["verdict"] = verdict
     print(f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f} (1-minute; the bench adds "
-          f"~{a.threads}); other processes' CPU seconds per wall second while a row's best time ran: at most {others:.2f} "
-          f"({'idle' if others < 0.2 else 'contended: the times are not comparable'}); "
-          f"{result['wall_seconds']:.0f} s in all")
+          f"~{a.threads * a.jobs}); {verdict}; {result['wall_seconds']:.0f} s in all")
     if a.json:
         Path(a.json).write_text(json.dumps(result, indent=1))
     return result
