@@ -24,9 +24,10 @@ and everything else is trained (``--train-top K``: only the top K layers), AdamW
                    ``load_encoder`` does, else it would add a randomly initialised pooler that nothing reads.
 
 The encoding pass, on ``--n-encode`` UDHR sentences of eight languages (eng, deu_1996, fra, rus, arb, cmn_hans, hin,
-swh, taken round-robin so every batch mixes languages and lengths): ``mlbook.models.embedding.embed(model, tok,
-texts)`` (``mlbook_encode``) vs ``SentenceTransformer.encode(texts, normalize_embeddings=True, batch_size=32)``
-(``st_encode``), both batches of 32.
+swh, taken round-robin so that the input order mixes languages and lengths): ``mlbook.models.embedding.embed(model,
+tok, texts)`` (``mlbook_encode``: it batches texts of similar token counts, ``mlbook.models.length_order``) vs
+``SentenceTransformer.encode(texts, normalize_embeddings=True, batch_size=32)`` (``st_encode``: it sorts by
+character count), both batches of 32.
 
 A ``check`` process first loads both models (same weights: asserted), puts both in eval mode (no dropout) and
 compares the loss of the batch (|Δ|), the gradient of one parameter after ``backward`` (max |Δ|; also over every

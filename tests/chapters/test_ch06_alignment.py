@@ -1,5 +1,6 @@
-"""Chapter 6 (draft): the top-layer runner against the full encoder, the relative distance against its
-formula, the split and themes, the alignment and task losses on real states, and the exercise checks."""
+"""Chapter 6: the top-layer runner against the full encoder, the relative distance against its
+formula, the split and themes, the alignment and task losses on real states, the exercise checks, and
+one seed of the study at the gpu profile's shapes (k = 4, 128 tokens) at tiny sizes."""
 from __future__ import annotations
 
 import pytest
@@ -88,6 +89,29 @@ def test_one_alignment_step_lowers_its_loss_and_leaves_the_base(e5):
         X.align_loss(base, src, tgt, "word", [0, 1])
 
 
+def test_gradient_cosines_share_the_task_gradients_without_coupling_the_alignments(e5):
+    """Asking for several alignments at once gives each the numbers it gets alone (the task's gradients are
+    computed once, every alignment gradient starts from the same dropout state), and the null is one batch of
+    the task against a disjoint one."""
+    model, tok = e5
+    words = [w for t in TEXTS for w in t]
+    english = encode(model, tok, [words[i : i + 5] for i in range(0, 40, 2)], 1)          # 20 English "sentences"
+    labels = [i % 3 for i in range(len(english))]
+    src, tgt = encode(model, tok, TEXTS * 2, 1), encode(model, tok, (TEXTS[::-1]) * 2, 1)
+    top, head = X.fine_tune(TopLayers(model, 1).eval(), "topic", english, labels, 3, steps=2, lr=1e-3, head_lr=1e-2,
+                            batch=4, seed=0)
+    links = [[(0, 0), (1, 1)] for _ in range(len(src))]
+    both = X.gradient_cosines(top, head, english, labels, {"s": (src, tgt, "sentence", None), "t": (src, tgt, "token", links)},
+                              n_batches=2, batch=4, seed=3)
+    alone = X.gradient_cosines(top, head, english, labels, {"t": (src, tgt, "token", links)}, n_batches=2, batch=4, seed=3)
+    assert both["t"] == alone["t"]
+    assert both["s"][0]["task_task"] == both["t"][0]["task_task"] and both["s"][0]["align_task"] != both["t"][0]["align_task"]
+    assert -1 <= both["s"][1]["align_task"]["global"]["cos"] <= 1
+    with pytest.raises(ValueError, match="two disjoint"):
+        X.gradient_cosines(top, head, english.subset([0, 1, 2]), labels[:3], {"s": (src, tgt, "sentence", None)},
+                           n_batches=1, batch=4, seed=0)
+
+
 @pytest.mark.parametrize("check, wrong", [
     (ex.check_block_cosine, [lambda g1, g2, names: sum(float(torch.nn.functional.cosine_similarity(
                                  g1[n].flatten(), g2[n].flatten(), dim=0)) for n in names) / len(names),
@@ -142,3 +166,27 @@ def test_udhr_pairs_are_translations_unit_by_unit():
     for r in split:
         by_para.setdefault((r["article"], r["paragraph"]), []).append(r["sentence"])
     assert all(v == list(range(1, len(v) + 1)) for v in by_para.values())
+
+
+def test_one_seed_at_the_gpu_profiles_shapes(e5):
+    """The gpu profile's code path on CPU: its k (several trained blocks) and max_length, every pair × loss,
+    the placebo and the geometry, at two steps and one pair (xlm-roberta-base itself is not offline)."""
+    from mlbook.chapters.ch06_alignment import study
+    from mlbook.core.context import sizes
+
+    model, tok = e5
+    S = sizes("06_alignment_vs_transfer", "gpu", align_steps=2, task_steps=2, grad_batches=1, pairs=["rus"],
+              eval_langs=["rus", "fra"], pos_test=["fr"])
+    assert (S.k, S.max_length) == (4, 128)
+    texts = study.prepare(model, tok, S.k, langs=S.eval_langs, pairs=S.pairs, max_length=S.max_length, progress=False)
+    out = study.run_seed(model, texts, 0, S)
+    assert out["encoders"] == ["base", ("rus", "sentence"), ("rus", "token"), "placebo"]
+    n_layers = model.config.num_hidden_layers
+    for (name, lang), d in out["distance"].items():
+        assert d.shape[1] == n_layers + 1 and d.device.type == "cpu"
+        assert torch.equal(d[:, : n_layers - S.k + 1], out["distance"][("base", lang)][:, : n_layers - S.k + 1])  # frozen below
+    for (name, task, lang), scores in out["score"].items():
+        assert scores and all(0.0 <= x <= 1.0 for x in scores)
+    assert set(out["geometry"]) == {(t, "rus", kind) for t in ("topic", "pos") for kind in study.LOSSES}
+    blocks = out["geometry"][("topic", "rus", "token")][0]["align_task"]
+    assert len([b for b in blocks if b != "global"]) == S.k     # one block per trained layer

@@ -1,4 +1,4 @@
-"""The committed POS data of chapter 6 (data/06_alignment/pos/) and its mapping tables."""
+"""The committed POS data of chapter 6 (data/06_alignment_vs_transfer/pos/) and its mapping tables."""
 import re
 
 import pytest

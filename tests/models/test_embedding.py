@@ -44,3 +44,20 @@ def test_embed_shapes_norms_and_padding(minilm):
     assert torch.allclose(one_batch, singles, atol=1e-5)
     assert torch.equal(embedding.embed(model, tok, "short"), singles[:1])
     assert embedding.embed(model, tok, []).shape == (0, 384)
+
+
+def test_embed_batches_by_length_and_returns_input_order(minilm):
+    model, tok = minilm
+    texts = ["one two three four five six seven eight nine ten", "hi", "a b c d e", "yes", "p q r s t u v w"]
+    widths = []
+    hook = model.register_forward_hook(lambda m, args, kwargs, out: widths.append(tuple(kwargs["input_ids"].shape)),
+                                       with_kwargs=True)
+    try:
+        two = embedding.embed(model, tok, texts, batch_size=2)
+    finally:
+        hook.remove()
+    n_tokens = [len(tok(t)["input_ids"]) for t in texts]
+    short_first = sorted(n_tokens)
+    assert widths == [(2, short_first[1]), (2, short_first[3]), (1, short_first[4])]   # each batch as wide as its longest
+    singles = embedding.embed(model, tok, texts, batch_size=1)
+    assert torch.allclose(two, singles, atol=1e-5)                                       # row i is text i again

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from mlbook.models.length_order import by_length, input_order
+
 
 @dataclass
 class States:
@@ -51,28 +53,29 @@ def encode(model, tok, texts: list[list[str]], k: int, max_length: int = 128, ba
     """Run the frozen model once over ``texts`` (each a list of words) and keep what the top ``k`` layers need."""
     from tqdm.auto import tqdm
 
-    n_layers = model.config.num_hidden_layers
+    n_layers, device = model.config.num_hidden_layers, next(model.parameters()).device   # states stay on the model's device
     if not 1 <= k <= n_layers:
         raise ValueError(f"k must be 1..{n_layers} (the layers trained), got {k}")
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))   # batches of similar lengths pad little
+    batches = by_length([len(t) for t in texts], batch_size)          # batches of similar lengths pad little
     hs, atts, pooled, wids = [], [], [], []
-    for s in tqdm(range(0, len(texts), batch_size), desc="encoding (frozen layers)", disable=not progress):
-        enc = tok([texts[i] for i in order[s : s + batch_size]], is_split_into_words=True, truncation=True,
+    for idx in tqdm(batches, desc="encoding (frozen layers)", disable=not progress):
+        enc = tok([texts[i] for i in idx], is_split_into_words=True, truncation=True,
                   max_length=max_length, padding=True, return_tensors="pt")
+        ids, mask = enc["input_ids"].to(device), enc["attention_mask"].to(device)
         with torch.inference_mode():
-            out = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_hidden_states=True)
+            out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
         hid = out.hidden_states
         hs += list(hid[n_layers - k])
-        atts += list(enc["attention_mask"])
-        pooled.append(torch.stack([mean_pool(x, enc["attention_mask"]) for x in hid], 1))
-        wids += [enc.word_ids(r) for r in range(len(enc["input_ids"]))]
+        atts += list(mask)
+        pooled.append(torch.stack([mean_pool(x, mask) for x in hid], 1))
+        wids += [enc.word_ids(r) for r in range(len(ids))]
     width = max(len(a) for a in atts)
-    h = torch.zeros(len(hs), width, model.config.hidden_size)
-    att = torch.zeros(len(hs), width, dtype=torch.long)
+    h = torch.zeros(len(hs), width, model.config.hidden_size, device=device)
+    att = torch.zeros(len(hs), width, dtype=torch.long, device=device)
     for r, (x, a) in enumerate(zip(hs, atts)):
         n = int(a.sum())
         h[r, :n], att[r, :n] = x[:n], 1
-    back = sorted(range(len(order)), key=order.__getitem__)          # row of text i
+    back = input_order(batches)                                       # row of text i
     return States(h[back], att[back], torch.cat(pooled)[back], [wids[r] + [None] * (width - len(wids[r])) for r in back])
 
 

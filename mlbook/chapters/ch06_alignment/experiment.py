@@ -63,13 +63,13 @@ def task_loss(top, head, states: States, labels, idx):
     h, att, wid = states.rows(idx)
     out = head(top(h, att), att, wid)
     if head.task == "topic":
-        return F.cross_entropy(out, torch.tensor([labels[i] for i in idx]))
+        return F.cross_entropy(out, torch.tensor([labels[i] for i in idx], device=out.device))
     logits, gold = [], []
     for o, i in zip(out, idx):
         n = min(len(o), len(labels[i]))          # a text cut by the tokenizer's max_length loses its last words
         logits.append(o[:n])
         gold += labels[i][:n]
-    return F.cross_entropy(torch.cat(logits), torch.tensor(gold))
+    return F.cross_entropy(torch.cat(logits), torch.tensor(gold, device=out[0].device))
 
 
 def align_loss(top, src: States, tgt: States, kind: str, idx, alignments=None, tau: float = 0.1):
@@ -135,7 +135,7 @@ def relative_distance(d) -> torch.Tensor:
     InfoNCE spreads *all* sentences apart (it undoes the encoder's anisotropy), so a translation's raw
     distance can grow while it becomes the nearest neighbour."""
     n = d.shape[0]
-    off = ~torch.eye(n, dtype=torch.bool)
+    off = ~torch.eye(n, dtype=torch.bool, device=d.device)
     return torch.diagonal(d, dim1=0, dim2=1).T / torch.stack([d[i][off[i]].mean(0) for i in range(n)])
 
 
@@ -153,27 +153,44 @@ def pair_distances(top: TopLayers | None, src: States, tgt: States) -> dict:
     """Per test pair and layer: the raw distance 1 − cos(pool_ℓ(src_i), pool_ℓ(tgt_i)) and :func:`relative_distance`."""
     a, b = F.normalize(pooled_layers(top, src), dim=-1), F.normalize(pooled_layers(top, tgt), dim=-1)
     d = 1 - torch.einsum("ild,jld->ijl", a, b)                  # (n, n, L + 1)
-    return {"raw": torch.diagonal(d, dim1=0, dim2=1).T, "relative": relative_distance(d)}
+    return {"raw": torch.diagonal(d, dim1=0, dim2=1).T.cpu(), "relative": relative_distance(d).cpu()}
 
 
-def gradient_cosines(top: TopLayers, head, task_states: States, labels, src: States, tgt: States, kind: str, *,
-                     n_batches: int, batch: int, seed: int, alignments=None, tau: float = 0.1) -> list[dict]:
-    """Per batch b: the geometry (``mlbook.training.gradient_geometry``) of ∇θ L_align(parallel batch b) against
-    ∇θ L_task(English batch b), and of ∇θ L_task(b) against ∇θ L_task(b′) on a disjoint English batch (the null),
-    θ the top layers' parameters."""
+def _rng_state():
+    return torch.get_rng_state(), (torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+
+
+def _set_rng_state(state):
+    torch.set_rng_state(state[0])
+    if state[1] is not None:
+        torch.cuda.set_rng_state_all(state[1])
+
+
+def gradient_cosines(top: TopLayers, head, task_states: States, labels, alignments: dict, *, n_batches: int,
+                     batch: int, seed: int, tau: float = 0.1) -> dict:
+    """Per alignment and batch b: the geometry (``mlbook.training.gradient_geometry``) of ∇θ L_align(parallel batch
+    b) against ∇θ L_task(English batch b), and of ∇θ L_task(b) against ∇θ L_task(b′) on a disjoint English batch
+    (the null), θ the top layers' parameters.
+
+    ``alignments``: key → ``(src, tgt, kind, word links or None)``; returns key → one dict per batch.  The task's
+    two gradients of batch b are computed once for every key, and each key's alignment gradient starts from the
+    same random state (dropout), so a key's numbers do not depend on which other keys are asked for."""
     batch = min(batch, len(task_states) // 2)     # the null's two batches are disjoint
     if batch < 2:
         raise ValueError(f"the null needs two disjoint English batches: there are {len(task_states)} sentences")
     params = dict(top.named_parameters())
     top.train()
-    get_par = batch_of(len(src), batch, seed + 11)
-    out = []
+    out = {key: [] for key in alignments}
     for b in range(n_batches):
         perm = torch.randperm(len(task_states), generator=torch.Generator().manual_seed(seed * 1000 + b)).tolist()
         torch.manual_seed(seed * 1000 + b)   # dropout
         g_task = loss_gradients(task_loss(top, head, task_states, labels, perm[:batch]), params)
         g_other = loss_gradients(task_loss(top, head, task_states, labels, perm[batch : 2 * batch]), params)
-        g_align = loss_gradients(align_loss(top, src, tgt, kind, get_par(b), alignments, tau), params)
-        out.append({"align_task": geometry(g_align, g_task), "task_task": geometry(g_other, g_task)})
+        null, state = geometry(g_other, g_task), _rng_state()
+        for key, (src, tgt, kind, links) in alignments.items():
+            _set_rng_state(state)
+            idx = batch_of(len(src), batch, seed + 11)(b)
+            g_align = loss_gradients(align_loss(top, src, tgt, kind, idx, links, tau), params)
+            out[key].append({"align_task": geometry(g_align, g_task), "task_task": null})
     top.eval()
     return out

