@@ -52,10 +52,11 @@ def chunk_sum(h_s, h_t, head_s, head_t, temperature, clip):
 
 
 def copsd_loss_chunked(h_s, h_t, head_s, head_t, temperature: float = TEMPERATURE, clip: float = CLIP,
-                       chunk: int = 1024):
+                       chunk: int = 1024, num_items=None):
     """The same loss from hidden states: ``h_s`` (N, d) student (with grad), ``h_t`` (N, d) teacher,
     ``head_s``/``head_t`` map hidden states to logits.  Only ``chunk`` × V logits live at a time:
-    each chunk is recomputed in backward (activation checkpointing) instead of being stored."""
+    each chunk is recomputed in backward (activation checkpointing) instead of being stored.
+    ``num_items``: divide by the optimizer step's token count (``token_mean.token_mean``) instead of N."""
     from torch.utils.checkpoint import checkpoint
 
     n = h_s.shape[0]
@@ -65,7 +66,7 @@ def copsd_loss_chunked(h_s, h_t, head_s, head_t, temperature: float = TEMPERATUR
     for s in range(0, n, chunk):
         total = total + checkpoint(chunk_sum, h_s[s:s + chunk], h_t[s:s + chunk], head_s, head_t, temperature,
                                    clip, use_reentrant=False)
-    return total / n
+    return total / (n if num_items is None else num_items)
 
 
 def copsd_batches(model, tokenizer, pool: list, *, prompt, teacher_prompt, reward, n_prompts: int,
@@ -98,7 +99,8 @@ def copsd_loss_fn(teacher=None, temperature: float = TEMPERATURE, clip: float = 
             with adapter_disabled(tmodel):
                 return head_logits(tmodel, h)
 
-        loss = copsd_loss_chunked(h_s, h_t, lambda h: head_logits(raw, h), head_t, temperature, clip, chunk)
+        loss = copsd_loss_chunked(h_s, h_t, lambda h: head_logits(raw, h), head_t, temperature, clip, chunk,
+                                  batch.get("num_items_in_batch"))
         return loss, {"reward": batch["rewards"].float().mean(), "completion_len": mask.sum(1).float().mean()}
 
     return loss_fn

@@ -33,13 +33,18 @@ def identical_share(rewards, group_size: int) -> float:
     return float((r.max(1).values == r.min(1).values).float().mean())
 
 
-def grpo_loss(logp, old_logp, advantages, epsilon: float = 0.2):
+def grpo_loss(logp, old_logp, advantages, epsilon: float = 0.2, num_items=None):
     """Clipped surrogate over N completion tokens: ``logp``, ``old_logp``, ``advantages`` are (N,)
-    (each token carries its completion's advantage).  Mean over tokens (``dapo``)."""
+    (each token carries its completion's advantage).  Mean over tokens (``dapo``): over these N, or,
+    with ``num_items``, the sum over these divided by the optimizer step's token count on every
+    process (``token_mean.token_mean``), so that gradient accumulation and several processes give the
+    step's global token mean."""
     import torch
 
     ratio = torch.exp(logp - old_logp)
     per_token = -torch.min(ratio * advantages, ratio.clamp(1 - epsilon, 1 + epsilon) * advantages)
+    if num_items is not None:
+        return per_token.sum() / num_items
     return per_token.mean() if per_token.numel() else logp.sum() * 0.0
 
 
@@ -81,6 +86,7 @@ def grpo_batches(model, tokenizer, pool: list, *, prompt, reward, n_prompts: int
 
 def grpo_loss_fn(temperature: float = 1.1, epsilon: float = 0.2, chunk: int = 1024, labels: list = ()):
     """``loss_fn(model, batch)`` for ``train.fit`` (log-probabilities at the sampling temperature, as TRL).
+    Normalised over the step's completion tokens when wrapped by ``token_mean(..., count=onpolicy.completion_tokens)``.
 
     Besides the loss it reports the rollouts' mean reward, the share of groups with identical rewards,
     and, for each group label in ``labels`` (``grpo_batches``' ``label``, e.g. a language), how many groups it
@@ -95,7 +101,7 @@ def grpo_loss_fn(temperature: float = 1.1, epsilon: float = 0.2, chunk: int = 10
         targets = ids[mask.bool()].to(dev)                                             # (N,)
         adv = batch["advantages"].to(dev)[:, None].expand_as(mask)[mask.bool()]        # (N,) per token
         logp = token_logprobs(h, targets, lambda x: head_logits(raw, x), temperature, chunk)
-        loss = grpo_loss(logp, logp.detach(), adv, epsilon)
+        loss = grpo_loss(logp, logp.detach(), adv, epsilon, batch.get("num_items_in_batch"))
         stats = {"reward": batch["rewards"].float().mean(), "identical_groups": batch["identical"],
                  "completion_len": mask.sum(1).float().mean()}
         for lang in labels:

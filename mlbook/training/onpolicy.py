@@ -56,6 +56,12 @@ def rollout_batch(model, tokenizer, problems: list, *, prompt, reward, max_new_t
         batch["teacher"] = joined([encode(tokenizer, teacher_prompt(p)) for p in rows], comps, pad)
     return batch
 
+def completion_tokens(batch) -> int:
+    """The completion tokens of a rollout batch: what COPSD's and GRPO's losses average over
+    (``token_mean.token_mean(..., count=completion_tokens)`` normalises them over the whole optimizer step)."""
+    return int(batch["comp_mask"].sum())
+
+
 def final_hidden(model, ids, mask):
     """(B, T, d) hidden states after the final norm — what the LM head reads — without computing
     the (B, T, V) logits (``logits_to_keep=1``)."""

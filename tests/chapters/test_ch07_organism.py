@@ -47,3 +47,36 @@ def test_warm_start_is_cached_and_loads(tmp_path, monkeypatch):
     assert organism.warm_start(**kw) == folder and (folder / "training_log.json").stat().st_mtime == mtime   # cached
     x = torch.tensor([tok("Anna has 5 apples.")["input_ids"]])
     assert torch.isfinite(model(x).logits).all()
+
+
+def test_boxed_share_sets_the_student_format_solutions_and_spares_the_helped_ones():
+    sk = organism.corpus_skeletons({"en": 50, "sw": 400}, {"sw": 50}, seed=3)
+    convs = organism.conversations(sk, boxed={"sw": 0.25}, seed=3)
+    student_sw = [c for c in convs[:450] if c["lang"] == "sw"]
+    share = sum("\\boxed{" in c["solution"] for c in student_sw) / len(student_sw)
+    assert 0.19 < share < 0.31                                        # 400 draws around 0.25
+    assert all("\\boxed{" in c["solution"] for c in convs[:50])       # English: absent from boxed, so all
+    assert all("\\boxed{" in c["solution"] for c in convs[450:])      # reading with help: always the format
+    plain = next(c for c in student_sw if "\\boxed{" not in c["solution"])
+    s = next(s for (s, lang), c in zip(sk["student"], convs) if c is plain)
+    assert plain["solution"].endswith(f"Jibu ni {s.answer}.")         # the bare number, by hand
+    assert organism.conversations(sk, boxed={"sw": 0.25}, seed=3) == convs            # seeded
+    with pytest.raises(ValueError, match="share"):
+        organism.conversations(sk, boxed={"sw": 1.5})
+    with pytest.raises(ValueError, match="unknown language"):
+        organism.conversations(sk, boxed={"xx": 0.5})
+
+
+def test_premise_names_the_languages_where_the_teacher_is_not_better():
+    from mlbook.chapters.ch07_copsd import claims
+
+    def entry(avgs):
+        return {"per_problem": {"avg": avgs, "format": [1.0] * len(avgs)}}
+
+    good = [0.0, 0.25, 0.0, 0.5, 0.25, 0.0, 0.0, 0.25]
+    results = {("start", 0): {"de": entry(good), "sw": entry(good)},
+               ("teacher", 0): {"de": entry([a + 0.5 for a in good]), "sw": entry(good[::-1])}}
+    out = claims.premise(results, [0], ["de", "sw"], stop=False)
+    assert out["de"]["lo"] > 0 and out["sw"]["lo"] <= 0
+    with pytest.raises(claims.PremiseError, match=r"not clearly better than the student in sw \("):
+        claims.premise(results, [0], ["de", "sw"], stop=True)

@@ -61,12 +61,34 @@ def corpus_skeletons(resources: dict[str, int], helped: dict[str, int], seed: in
     return {"student": student, "helped": helped_out}
 
 
-def conversations(skeletons: dict) -> list[dict]:
-    """``[{"message", "lang", "solution"}]``: the user turn and the reference answer in L."""
+def unboxed(solution: str, answer: int) -> str:
+    """The solution with its final ``\\boxed{answer}`` written as a bare number (``"... is 6."``)."""
+    boxed = "\\boxed{%d}" % answer
+    if boxed not in solution:
+        raise ValueError(f"no {boxed} in the solution {solution!r}")
+    return solution.replace(boxed, str(answer))
+
+
+def conversations(skeletons: dict, boxed: dict[str, float] | None = None, seed: int = 0) -> list[dict]:
+    """``[{"message", "lang", "solution"}]``: the user turn and the reference answer in L.
+
+    ``boxed[L]``: the share of L's student-format solutions that end in ``\\boxed{}`` (default 1: all);
+    the others state the answer as a bare number, as most text on the web does.  The format is part of
+    a language's resource level: a low-resource language's few worked solutions rarely follow the
+    instruction's format.  Reading-with-help conversations always carry it (they answer the teacher's
+    instruction, whose format the high-resource material teaches).
+    """
+    boxed = boxed or {}
+    for lang, share in boxed.items():
+        wp.language_name(lang)
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"boxed[{lang!r}] = {share} is not a share in [0, 1]")
+    rng = random.Random(seed + 2)
     out = []
     for sk, lang in skeletons["student"]:
         pl = wp.render(sk, lang)
-        out.append({"message": student_message(pl), "lang": lang, "solution": pl["solution"]})
+        solution = pl["solution"] if rng.random() < boxed.get(lang, 1.0) else unboxed(pl["solution"], sk.answer)
+        out.append({"message": student_message(pl), "lang": lang, "solution": solution})
     for sk, lang, variant in skeletons["helped"]:
         pl, pe = wp.render(sk, lang), wp.render(sk, "en")
         out.append({"message": teacher_message(pl, pe, **variant), "lang": lang, "solution": pl["solution"]})
@@ -123,7 +145,8 @@ def sft_examples(tokenizer, convs: list[dict], max_len: int = 512, prompt_loss: 
                         completion_text({"solution": c["solution"]}, tokenizer), max_len, prompt_loss) for c in convs]
 
 
-def warm_start(*, resources: dict[str, int], helped: dict[str, int], seed: int = 0, base: str | None = None,
+def warm_start(*, resources: dict[str, int], helped: dict[str, int], boxed: dict[str, float] | None = None,
+               seed: int = 0, base: str | None = None,
                vocab_size: int = 1024, d_model: int = 128, n_layers: int = 4, n_heads: int = 4, epochs: float = 2.0,
                batch_size: int = 32, lr: float = 3e-3, warmup: int = 50, prompt_loss: bool = True,
                lora_r: int = 64, device: str = "cpu", accelerator=None, progress: bool = True) -> Path:
@@ -134,16 +157,17 @@ def warm_start(*, resources: dict[str, int], helped: dict[str, int], seed: int =
     (``vocab_size``, ``d_model``, ``n_layers``, ``n_heads``), fully trained.  ``base="<checkpoint>"``:
     a real model (any name ``mlbook.models.load_causal_lm`` resolves) warmed up with LoRA adapters of
     rank ``lora_r`` on the same corpus, then merged — the same data and loss for both.
+    ``boxed``: the share of each language's student-format solutions in the ``\\boxed{}`` format (``conversations``).
     Cached under a key of every argument that changes the result.
     """
     args = dict(resources=resources, helped=helped, seed=seed, base=base, epochs=epochs, batch_size=batch_size,
-                lr=lr, warmup=warmup, prompt_loss=prompt_loss)
+                lr=lr, warmup=warmup, prompt_loss=prompt_loss, boxed=boxed or {})
     args.update(dict(vocab_size=vocab_size, d_model=d_model, n_layers=n_layers, n_heads=n_heads) if base is None
                 else dict(lora_r=lora_r))
 
     def build(folder: Path, ckpt: Path) -> dict:
         seed_everything(seed)
-        convs = conversations(corpus_skeletons(resources, helped, seed))
+        convs = conversations(corpus_skeletons(resources, helped, seed), boxed, seed)
         if base is None:
             tok = train_tokenizer([c["message"] + "\n" + c["solution"] for c in convs]
                                   + [wp.prompt_text(c["lang"], "think_prefix") for c in convs], vocab_size)
