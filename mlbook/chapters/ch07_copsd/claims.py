@@ -8,6 +8,8 @@ stall claim.
 """
 from __future__ import annotations
 
+from mlbook.core.evidence import interval
+
 
 def _per_problem(results, who, seed, lang, metric="avg"):
     return results[who, seed][lang]["per_problem"][metric]
@@ -31,8 +33,6 @@ def premise(results: dict, seeds, targets, stop: bool = True) -> dict:
     seeds.  ``stop``: raise :class:`PremiseError`, naming the languages whose interval does not lie
     above zero and what to change, instead of training on a premise that fails.
     """
-    from mlbook.core.evidence import interval
-
     out = {lang: interval(paired(results, "teacher", "start", seeds, [lang])) for lang in targets}
     weak = [lang for lang, r in out.items() if r["lo"] is None or r["lo"] <= 0.0]
     if weak and stop:
