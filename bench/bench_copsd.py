@@ -13,6 +13,11 @@ Methods (each in its own subprocess, so that peak memory is its own):
                   copy of the model (TRL's teacher reads the same prompt as the student: no privileged context);
 - ``trl_grpo``    TRL ``GRPOTrainer`` with the same binary reward, ``num_generations=8``.
 
+Ours runs as chapter 7's ``gpu`` profile trains (its card's ``grad_checkpointing`` and ``fused_adamw``): activation
+checkpointing of the decoder layers (``mlbook.training.activation_checkpointing``) and torch's fused AdamW — what
+TRL 1.16's trainers do by default (``gradient_checkpointing=True`` in TRL's base config; transformers' default
+optimizer ``adamw_torch_fused`` on torch ≥ 2.8).  ``--plain`` turns both off for ours, to see what they buy.
+
 All use the same sampling settings (T = 1.1, top-k 20, top-p 0.95), completions of at most
 ``--max-new-tokens`` tokens, full fine-tuning with AdamW, and the same prompts (German word problems in the
 student's format).  A step's *tokens* are its prompt + completion tokens, counted from what was actually
@@ -55,13 +60,19 @@ def run_ours(method: str, args) -> dict:
     import torch
 
     from mlbook.chapters.ch07_copsd import task
+    from mlbook.core.context import sizes
     from mlbook.models.loading import load_causal_lm
     from mlbook.training import copsd, grpo
+    from mlbook.training.activation_checkpointing import recompute_layers
     from mlbook.training.fit import fit
     from accelerate import Accelerator
 
+    gpu = sizes("07_copsd", "gpu")                    # the settings the chapter's gpu profile trains with
+    checkpointing, fused = (False, False) if args.plain else (gpu.grad_checkpointing, gpu.fused_adamw)
     torch.manual_seed(0)
     model, tok = load_causal_lm(args.model, device=args.device)
+    if checkpointing:
+        recompute_layers(model)
     acc = Accelerator(cpu=args.device == "cpu")
     pool = _problems(args.completions * (args.steps + args.warmup))
     counted: list[int] = []
@@ -82,13 +93,14 @@ def run_ours(method: str, args) -> dict:
         return b
 
     fit(model, loss_fn, batches, steps=args.steps + args.warmup, lr=1e-6, grad_clip=1.0, progress=False,
-              accelerator=acc)
+        accelerator=acc, fused=fused)
     stamps.append(time.perf_counter())
     per_step = [b - a for a, b in zip(stamps, stamps[1:])]
     timed = per_step[args.warmup:]
     tokens = sum(counted[args.warmup:])
     return {"seconds_per_step": sum(timed) / len(timed), "tokens_per_s": tokens / sum(timed),
-            "tokens_per_step": tokens / len(timed), "peak_memory_mb": _peak_bytes(args.device) / 2**20}
+            "tokens_per_step": tokens / len(timed), "peak_memory_mb": _peak_bytes(args.device) / 2**20,
+            "grad_checkpointing": checkpointing, "fused_adamw": fused}
 
 
 def run_trl(method: str, args) -> dict:
@@ -112,7 +124,6 @@ def run_trl(method: str, args) -> dict:
         rows.append({"prompt": [{"role": "user", "content": task.student_message(pl)}], "answer": sk.answer})
     data = Dataset.from_list(rows)
     stamps: list[float] = []
-    token_counts: list[int] = []
 
     class Clock(TrainerCallback):
         def on_step_begin(self, a, state, control, **kw):
@@ -145,13 +156,11 @@ def run_trl(method: str, args) -> dict:
     trainer.train()
     per_step = [b - a for a, b in zip(stamps[::2], stamps[1::2])]
     timed = per_step[args.warmup:]
-    logs = [h for h in trainer.state.log_history if "loss" in h or "train_loss" not in h]
     lens = [h.get("completions/mean_length") for h in trainer.state.log_history if "completions/mean_length" in h]
     prompt_len = sum(len(tok(tok.apply_chat_template(r["prompt"], add_generation_prompt=True, tokenize=False),
                              add_special_tokens=False)["input_ids"]) for r in rows) / len(rows)
     mean_len = (sum(lens[args.warmup:]) / len(lens[args.warmup:])) if len(lens) > args.warmup else float("nan")
     per_step_tokens = args.completions * (prompt_len + mean_len) * (2 if method == "trl_distill" else 1)
-    del logs
     return {"seconds_per_step": sum(timed) / len(timed), "tokens_per_s": per_step_tokens / (sum(timed) / len(timed)),
             "tokens_per_step": per_step_tokens, "peak_memory_mb": _peak_bytes(args.device) / 2**20,
             "mean_completion_tokens": mean_len}
@@ -175,6 +184,7 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=3, help="timed steps")
     p.add_argument("--warmup", type=int, default=1, help="untimed first steps")
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--plain", action="store_true", help="ours without activation checkpointing and fused AdamW")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--tmp", default="/tmp/bench_copsd")
     p.add_argument("--json", default=None, help="write the results here too")

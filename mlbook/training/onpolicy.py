@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from mlbook.models.layout import unwrap
+from mlbook.models.layout import base_model, decoder_stack, unwrap
 from mlbook.text.batching import joined, positions
 from mlbook.text.sampling import encode, sample, stop_ids
 
@@ -64,10 +64,17 @@ def completion_tokens(batch) -> int:
 
 def final_hidden(model, ids, mask):
     """(B, T, d) hidden states after the final norm — what the LM head reads — without computing
-    the (B, T, V) logits (``logits_to_keep=1``)."""
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), output_hidden_states=True,
-                logits_to_keep=1, use_cache=False)
-    return out.hidden_states[-1]
+    the (B, T, V) logits (``logits_to_keep=1``) and without keeping every layer's states
+    (``output_hidden_states`` would hold all of them, a teacher's under ``no_grad`` too): a hook on the
+    final norm takes its output.  ``model`` is called itself (a DDP wrapper keeps its gradient sync)."""
+    norm = decoder_stack(base_model(unwrap(model))).norm
+    seen = []
+    handle = norm.register_forward_hook(lambda module, args, out: seen.append(out))
+    try:
+        model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), logits_to_keep=1, use_cache=False)
+    finally:
+        handle.remove()
+    return seen[-1]
 
 
 def completion_hidden(model, batch_part, comp_mask):
