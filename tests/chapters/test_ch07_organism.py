@@ -19,6 +19,7 @@ def test_corpus_sizes_variants_and_errors():
     assert len(set(all_sks)) == len(all_sks)
     with pytest.raises(ValueError, match="unknown language"):
         organism.corpus_skeletons({"xx": 1}, {}, seed=0)
+    assert organism.warmup_problems({"en": 5, "de": 3}, {"de": 4, "en": 2}, seed=0) == set(all_sks)   # both kinds
 
 
 def test_tokenizer_splits_digits_and_merges_phrases():

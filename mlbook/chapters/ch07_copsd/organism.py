@@ -61,6 +61,12 @@ def corpus_skeletons(resources: dict[str, int], helped: dict[str, int], seed: in
     return {"student": student, "helped": helped_out}
 
 
+def warmup_problems(resources: dict[str, int], helped: dict[str, int], seed: int) -> set:
+    """Every problem (Skeleton) the warm-up trains on, of both kinds: what a test or training set must exclude."""
+    corpus = corpus_skeletons(resources, helped, seed)
+    return {sk for sk, *_ in corpus["student"]} | {sk for sk, *_ in corpus["helped"]}
+
+
 def unboxed(solution: str, answer: int) -> str:
     """The solution with its final ``\\boxed{answer}`` written as a bare number (``"... is 6."``)."""
     boxed = "\\boxed{%d}" % answer
